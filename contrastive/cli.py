@@ -133,6 +133,23 @@ def _eval(args) -> int:
     return 0
 
 
+def _thresholds(args) -> int:
+    from .config import dump_json
+    from .evaluate import fit_decision_thresholds
+    from .scorer import Scorer
+
+    path = Path(args.model)
+    if not 0.0 < args.keep_positives <= 1.0:
+        raise ValueError(f"--keep-positives must be in (0, 1], got {args.keep_positives}")
+    dec = fit_decision_thresholds(Scorer.from_pretrained(path), args.queries, args.manifest,
+                                  keep_positives=args.keep_positives)
+    meta = json.loads((path / "config.json").read_text())
+    meta.setdefault("inference", {})["decision"] = dec
+    dump_json(meta, path / "config.json")
+    print(json.dumps(dec, indent=2))
+    return 0
+
+
 def _calibrate(args) -> int:
     from .config import dump_json
     from .evaluate import fit_existence_calibration
@@ -146,6 +163,8 @@ def _calibrate(args) -> int:
                          "threshold": cal["frame_threshold"], "existence_calibration": cal}
     dump_json(meta, path / "config.json")
     print(json.dumps(meta["inference"], indent=2))
+    print("existence decisions reset to the defaults: re-run `earmark contrastive thresholds` on held-out queries",
+          file=sys.stderr)
     return 0
 
 
@@ -169,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--limit", type=int, default=200)
     c.add_argument("--window", type=float, default=10.0, help="inference window (s)")
     c.add_argument("--hop", type=float, default=5.0, help="inference hop (s)")
+    d = sub.add_parser("thresholds", help="choose the existence decisions (exists_threshold, absent_below) on "
+                                          "held-out positive/negative queries; store them in config.json")
+    d.add_argument("model", help="checkpoint dir (modified in place)")
+    d.add_argument("queries", help="held-out queries JSONL with negatives (e.g. needle val.queries.jsonl)")
+    d.add_argument("--manifest", required=True, help="the manifest the queries' audio ids come from")
+    d.add_argument("--keep-positives", type=float, default=0.95,
+                   help="share of positive queries a veto below absent_below must keep (default 0.95)")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         from .train import main as train_main
@@ -176,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         return train_main(argv[1:])
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "thresholds":
+            return _thresholds(args)
         return _calibrate(args) if args.cmd == "calibrate" else _eval(args)
     except (FileNotFoundError, ValueError) as ex:
-        print(f"earmark contrastive eval: {ex}", file=sys.stderr)
+        print(f"earmark contrastive {args.cmd}: {ex}", file=sys.stderr)
         return 2

@@ -118,3 +118,49 @@ def fit_existence_calibration(scorer, manifest: str | Path, *, split: str | None
         best = max(best, (float(f1), float(thr)))
     return {"a": a, "b": b, "n": int(y.size), "positive_rate": float(y.mean()), "auroc": auroc(z, y),
             "frame_threshold": best[1], "frame_f1": best[0]}
+
+
+def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *, keep_positives: float = 0.95,
+                            progress: bool = True) -> dict:
+    """The existence decisions that travel with a checkpoint, chosen on held-out positive and
+    negative queries (e.g. the needle val split):
+
+    * ``exists_threshold``: the ``exists`` probability above which the scorer alone says "yes"
+      (the best existence F1 on these queries; ties go to the higher threshold);
+    * ``absent_below``: the highest threshold that still keeps ``keep_positives`` of the positive
+      queries above it, so a veto below it is rarely wrong (the grounder's verifier).
+
+    The calibrated probability reflects the base rate of the data it was fitted on; these
+    thresholds reflect the queries the product is asked, hence a separate, query-level fit."""
+    from tqdm import tqdm
+
+    from data_recipes.formats import QueryRecord
+
+    queries, manifest = Path(queries), Path(manifest)
+    recs = {r.id: r for r in iter_jsonl(manifest, ManifestRecord)}
+    qs = list(iter_jsonl(queries, QueryRecord))
+    missing = sorted({q.audio_id for q in qs} - set(recs))
+    if missing:
+        raise ValueError(f"{queries}: {len(missing)} audio id(s) not in {manifest} (first: {missing[0]})")
+    by_audio: dict[str, list] = {}
+    for q in qs:
+        by_audio.setdefault(q.audio_id, []).append(q)
+    p, y = [], []
+    for aid, group in tqdm(by_audio.items(), desc="decision thresholds", disable=not progress):
+        emb = scorer.embed(resolve_audio(manifest, recs[aid]))
+        for q in group:
+            p.append(scorer.exists(emb, q.query))
+            y.append(not q.negative)
+    p, y = np.asarray(p), np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError(f"{queries}: needs both positive and negative queries to choose thresholds")
+    best = (-1.0, 0.5)
+    for thr in np.unique(np.round(p, 4)):
+        pred = p >= thr
+        tp = np.sum(pred & y)
+        f1 = 2 * tp / max(1, pred.sum() + y.sum())
+        best = max(best, (float(f1), float(thr)))
+    keep = float(np.quantile(p[y], 1.0 - keep_positives))
+    return {"exists_threshold": best[1], "exists_f1": round(best[0], 4), "absent_below": round(keep, 4),
+            "keep_positives": keep_positives, "n_positive": int(y.sum()), "n_negative": int((~y).sum()),
+            "auroc": auroc(p, y.astype(np.float64)), "queries": str(queries)}

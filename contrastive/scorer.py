@@ -79,7 +79,8 @@ class Scorer:
     """Wraps a :class:`ScorerModel` for inference on files of any length."""
 
     def __init__(self, model, *, window: float = 10.0, hop: float = 5.0, median_seconds: float = 0.28,
-                 threshold: float = 0.5, batch_windows: int = 8, num_threads: int | None = None):
+                 threshold: float = 0.5, batch_windows: int = 8, num_threads: int | None = None,
+                 exists_threshold: float = 0.5, absent_below: float = 0.1):
         if not 0 < hop <= window:
             raise ValueError(f"hop={hop}: must be in (0, window={window}]")
         if not 0.0 < threshold < 1.0:
@@ -87,6 +88,13 @@ class Scorer:
         self.model = model.eval()
         self.window, self.hop = float(window), float(hop)
         self.median_seconds, self.threshold = float(median_seconds), float(threshold)
+        for name, v in (("exists_threshold", exists_threshold), ("absent_below", absent_below)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}={v}: must be in [0, 1]")
+        # existence decisions on ``exists``: say "yes" at or above exists_threshold; as the
+        # grounder's verifier, veto below absent_below (chosen on held-out queries, see
+        # evaluate.fit_decision_thresholds; stored under inference.decision)
+        self.exists_threshold, self.absent_below = float(exists_threshold), float(absent_below)
         self.batch_windows = batch_windows
         self.num_threads = num_threads
         self.sr = model.config.audio.sample_rate
@@ -107,6 +115,8 @@ class Scorer:
         meta = json.loads((path / "config.json").read_text())
         inf = dict(meta.get("inference") or {})
         model.existence_calibration = inf.pop("existence_calibration", None)
+        decision = inf.pop("decision", None) or {}
+        inf.update({k: decision[k] for k in ("exists_threshold", "absent_below") if k in decision})
         inf.update(kw)
         return cls(model, **inf)
 
@@ -268,7 +278,9 @@ class Scorer:
             b = j + 1
             while b < len(sm) and np.isfinite(live[b]) and sm[b] >= rel * peak:
                 b += 1
-            a, b = min(a, max(0, j - half)), max(b, min(len(sm), j + half))
+            if b - a < 2 * half:  # narrower than min_width: widen around the window's own centre
+                mid = (a + b) // 2
+                a, b = min(a, max(0, mid - half)), max(b, min(len(sm), mid + half))
             live[a:b] = -np.inf
             out.append((a / fs.fps, min(b / fs.fps, fs.duration), float(peak)))
         return out
@@ -276,7 +288,9 @@ class Scorer:
     def exists(self, audio, phrase: str) -> float:
         """Probability that ``phrase`` sounds anywhere in the audio: the peak of the smoothed
         frame probability, Platt-scaled when the checkpoint carries a validation fit
-        (``earmark contrastive calibrate``); 0.5 is the decision boundary."""
+        (``earmark contrastive calibrate``). Decide with ``exists_threshold`` (chosen on held-out
+        queries by ``earmark contrastive thresholds``), not 0.5: the calibration reflects the base
+        rate of the data it was fitted on."""
         fs = self.frame_scores(audio, [phrase])
         peak = float(self.smoothed(fs)[0].max())
         cal = self.existence_calibration
@@ -299,7 +313,7 @@ class Scorer:
             score = self.exists(emb, q.query)
             ms = (time.perf_counter() - t0) * 1000
             windows = [(e.start, e.end, e.score) for e in evs]
-            exists = score >= 0.5
+            exists = score >= self.exists_threshold
             if exists and not windows:        # present but below the event threshold: best window
                 windows = [self.candidates(emb, q.query, 1)[0]]
             out.append(PredictionRecord.for_query(q, exists=exists,

@@ -36,14 +36,20 @@ class GrounderPredictor:
                               placeholder_id=self.bb.audio_token_id, interleave=bool(s.get("interleave", True)))
         self.max_exist, self.max_ground, self.batch_size = max_new_tokens_exist, max_new_tokens_ground, batch_size
 
-    def _ask(self, emb, stage: str, queries: list[str], max_new: int) -> list[str]:
+    def _ask(self, feats, stage: str, queries: list[str], max_new: int) -> list[str]:
+        import torch
+
         from .interleave import collate
 
         out = []
+        with torch.no_grad():
+            shared = None if self.bb.query_conditioned_audio else self.bb.embed_audio(feats)
         for i in range(0, len(queries), self.batch_size):
             chunk = queries[i:i + self.batch_size]
-            seqs = [self.il.sequence(emb.shape[0], stage, q) for q in chunk]
-            b = collate(seqs, [emb] * len(seqs), self.bb, padding_side="left")
+            with torch.no_grad():
+                embs = [shared if shared is not None else self.bb.embed_audio(feats, q) for q in chunk]
+            seqs = [self.il.sequence(e.shape[0], stage, q) for e, q in zip(embs, chunk)]
+            b = collate(seqs, embs, self.bb, padding_side="left")
             ids = self.bb.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=max_new)
             out += self.bb.decode(ids)
         return out
@@ -55,7 +61,7 @@ class GrounderPredictor:
 
         t0 = time.perf_counter()
         duration = audio_info(audio_path).duration
-        emb = self.bb.encode_audio(load_audio(audio_path, sr=16000))
+        emb = self.bb.audio_features(load_audio(audio_path, sr=16000))
         texts, bad = {}, {}
         for q in queries:
             try:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +64,14 @@ class PipelineConfig:
     max_new_tokens_ground: int = 96     # ~4 windows of ~20 tokens (digits are single tokens)
     # scorer as verifier (fused)
     verifier: str = "skip"
-    absent_below: float = 0.1
+    absent_below: float | None = None     # None = the scorer checkpoint's own (chosen on held-out queries)
     present_above: float | None = None
     # scorer alone (scorer mode)
-    scorer_threshold: float = 0.5
+    scorer_threshold: float | None = None  # None = the scorer checkpoint's own exists_threshold
+    # the scorer's windows: "peaks" = its top_k candidate windows (each grown to half its peak)
+    # whose peak is at least peak_ratio x the best one's; "events" = frames above event_threshold
+    scorer_windows: str = "peaks"
+    peak_ratio: float = 0.5
     event_threshold: float | None = None  # frame threshold; None = the scorer checkpoint's own
     # scorer as candidate generator (fused)
     top_k: int = 3
@@ -88,14 +92,14 @@ class PipelineConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        _prob("absent_below", self.absent_below)
-        _prob("scorer_threshold", self.scorer_threshold)
-        for name in ("present_above", "event_threshold", "snap_iou", "drop_below"):
+        if self.scorer_windows not in ("peaks", "events"):
+            raise ValueError(f"scorer_windows must be 'peaks' or 'events', got {self.scorer_windows!r}")
+        for name in ("peak_ratio", "absent_below", "scorer_threshold", "present_above", "event_threshold", "snap_iou", "drop_below"):
             _prob(name, getattr(self, name), allow_none=True)
         if not isinstance(self.crop_seconds, (int, float)) or isinstance(self.crop_seconds, bool) \
                 or not 1.0 <= float(self.crop_seconds) <= 3600.0:
             raise ValueError(f"crop_seconds must be a number of seconds in [1, 3600], got {self.crop_seconds!r}")
-        if self.present_above is not None and self.present_above <= self.absent_below:
+        if self.present_above is not None and self.absent_below is not None and self.present_above <= self.absent_below:
             raise ValueError(f"present_above ({self.present_above}) must be above absent_below ({self.absent_below})")
 
     def to_dict(self) -> dict:
@@ -104,7 +108,9 @@ class PipelineConfig:
     def thresholds(self) -> dict:
         """The numbers that decided an answer in this mode (reported with every answer)."""
         if self.mode == "scorer":
-            return {"scorer_threshold": self.scorer_threshold, "event_threshold": self.event_threshold}
+            return {"scorer_threshold": self.scorer_threshold, "scorer_windows": self.scorer_windows,
+                    **({"peak_ratio": self.peak_ratio} if self.scorer_windows == "peaks"
+                       else {"event_threshold": self.event_threshold})}
         if self.mode == "llm":
             return {}
         return {"verifier": self.verifier, "absent_below": self.absent_below, "present_above": self.present_above,
@@ -207,6 +213,17 @@ def _merge(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(s, e) for s, e in out]
 
 
+def _merge_scored(windows: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """Touching or overlapping (start, end, score) windows merged, keeping the higher score."""
+    out: list[list[float]] = []
+    for a, b, c in sorted(windows):
+        if out and a <= out[-1][1]:
+            out[-1][1], out[-1][2] = max(out[-1][1], b), max(out[-1][2], c)
+        else:
+            out.append([a, b, c])
+    return [tuple(w) for w in out]
+
+
 def _mean_in(curve, s: float, e: float) -> float:
     times, probs = curve
     sel = (times >= s) & (times < e)
@@ -251,7 +268,12 @@ class Pipeline:
         if mode in ("scorer", "fused") and scorer is None:
             raise ValueError(f"mode {mode!r} needs a scorer; none was given")
         self.backbone, self.engine, self.scorer = backbone, engine, scorer
+        # thresholds left unset come from the scorer checkpoint (or the library defaults)
+        fill = {"scorer_threshold": getattr(scorer, "exists_threshold", 0.5),
+                "absent_below": getattr(scorer, "absent_below", 0.1)}
+        self.config = replace(self.config, **{k: v for k, v in fill.items() if getattr(self.config, k) is None})
         self.interleaver = interleaver
+        self._features = None  # (wave, encoder features) of the file being answered
         if backbone is not None and interleaver is None:
             self.interleaver = interleaver_for(backbone)
         if self.interleaver is not None:
@@ -299,6 +321,7 @@ class Pipeline:
             answers = self._crop_answers(wave, path, name, duration, queries, sc, timings)
         else:
             answers = self._llm_answers(wave, name, duration, queries, sc, timings)
+        self._features = None
         timings["total_ms"] = _ms(t0)
         timings["queries"] = len(queries)
         for a in answers:
@@ -330,15 +353,28 @@ class Pipeline:
 
     def _scorer_answer(self, query: str, duration: float, s: dict) -> Answer:
         cfg = self.config
-        sub = _subset(s["fs"], s["index"])
-        events = self.scorer.events(sub, [query], threshold=cfg.event_threshold)
-        windows = [Window(e.start, e.end, e.score) for e in events]
-        exists = s["p_exists"] >= cfg.scorer_threshold and bool(windows)
+        if cfg.scorer_windows == "peaks":
+            best = max((c for _, _, c in s["candidates"]), default=0.0)
+            windows = [Window(a, b, c) for a, b, c in
+                       _merge_scored([w for w in s["candidates"] if w[2] >= cfg.peak_ratio * best])]
+        else:
+            sub = _subset(s["fs"], s["index"])
+            events = self.scorer.events(sub, [query], threshold=cfg.event_threshold)
+            windows = [Window(e.start, e.end, e.score) for e in events]
+        exists = s["p_exists"] >= cfg.scorer_threshold
+        if exists and not windows and s["candidates"]:  # present, but no frame above the event threshold
+            c0, c1, c = s["candidates"][0]
+            windows = [Window(c0, c1, c)]
         return Answer(query, exists, windows if exists else [], s["p_exists"], "scorer", "scorer", "strict", duration,
                       scorer=_scorer_report(s), curve=s["curve"])
 
     # -- grounder ------------------------------------------------------------------------
     def _llm_answers(self, wave, name, duration, queries, sc, timings) -> list[Answer]:
+        if len(queries) > 1 and self.backbone.query_conditioned_audio:
+            # the audio prefix depends on the query: one prefix (shared by both stages) per query;
+            # the encoder still runs once per file (_prefix keeps its features)
+            return [a for i, q in enumerate(queries)
+                    for a in self._llm_answers(wave, name, duration, [q], [sc[i]] if sc else None, timings)]
         cfg, mode = self.config, self.config.mode
         n = len(queries)
         ask_exist = list(range(n))
@@ -349,7 +385,8 @@ class Pipeline:
                 ask_exist = [i for i in range(n) if not veto[i]]
             elif cfg.verifier == "off":
                 veto = [False] * n
-        prefix = self._prefix(wave, name, duration, timings) if ask_exist or cfg.probe_ground else None
+        q0 = queries[0] if n == 1 else None  # the prefix's query when it is query-conditioned
+        prefix = self._prefix(wave, name, duration, timings, q0) if ask_exist or cfg.probe_ground else None
         exist_gen: dict[int, object] = {}
         if ask_exist:
             t0 = time.perf_counter()
@@ -375,7 +412,7 @@ class Pipeline:
         ground_gen: dict[int, object] = {}
         if ground_idx or probe_idx:
             if prefix is None:
-                prefix = self._prefix(wave, name, duration, timings)
+                prefix = self._prefix(wave, name, duration, timings, q0)
             t0 = time.perf_counter()
             idx = ground_idx + probe_idx
             gens = self.engine.generate(prefix, [self.interleaver.question_ids("ground", queries[i]) for i in idx],
@@ -410,8 +447,9 @@ class Pipeline:
                                   curve=s["curve"] if s else None))
         return answers
 
-    def _prefix(self, wave, name, duration, timings):
-        """Interleaved audio prefix embeddings, prepared by the engine (once per file)."""
+    def _prefix(self, wave, name, duration, timings, query: str | None = None):
+        """Interleaved audio prefix embeddings, prepared by the engine (once per file, or once per
+        query for backbones whose audio tokens depend on it; the encoder runs once per file)."""
         from .interleave import Sequence, collate
 
         bb, il = self.backbone, self.interleaver
@@ -421,9 +459,14 @@ class Pipeline:
                              f"({1 / bb.frames_per_second:.2f} s)")
         ids, frame = il.prefix(n_frames)
         self._check_context(duration, name, len(ids))
+        import torch
+
         t0 = time.perf_counter()
         try:
-            audio = bb.encode_audio(wave)
+            if self._features is None or self._features[0] is not wave:
+                self._features = (wave, bb.audio_features(wave))
+            with torch.no_grad():
+                audio = bb.embed_audio(self._features[1], query)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
         timings["encode_ms"] = round(timings.get("encode_ms", 0.0) + _ms(t0), 1)  # summed over crops
@@ -466,32 +509,36 @@ class Pipeline:
         exist_ans: dict[int, list] = {i: [] for i in range(n)}  # (crop, text, parsed, status, p_yes)
         ground_ans: dict[int, list] = {i: [] for i in range(n)}
         t_exist = t_ground = 0.0
-        for (a, b), idx in sorted(crops.items()):
+        conditioned = self.backbone.query_conditioned_audio
+        for (a, b), idx_all in sorted(crops.items()):
             if wave is not None:
                 seg = wave[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)]
             else:
                 from data_recipes.audio import load_audio
 
                 seg = load_audio(path, sr=SAMPLE_RATE, offset=a, duration=b - a)
-            prefix = self._prefix(seg, f"{name} [{a:.1f}-{b:.1f} s]", seg.size / SAMPLE_RATE, timings)
-            t0 = time.perf_counter()
-            gens = self.engine.generate(prefix, [self.interleaver.question_ids("exist", queries[i]) for i in idx],
-                                        max_new_tokens=cfg.max_new_tokens_exist, score_ids=self._yes_no)
-            t_exist += time.perf_counter() - t0
-            yes_idx = []
-            for i, g in zip(idx, gens):
-                said, st = parse_existence(g.text)
-                exist_ans[i].append(((a, b), g.text, said, st, _p_yes(g)))
-                if (said or confirm[i]) and not veto[i]:
-                    yes_idx.append(i)
-            if yes_idx:
+            # one prefix per crop, or per (crop, query) when the audio tokens depend on the query
+            for idx in ([[i] for i in idx_all] if conditioned else [idx_all]):
+                prefix = self._prefix(seg, f"{name} [{a:.1f}-{b:.1f} s]", seg.size / SAMPLE_RATE, timings,
+                                      queries[idx[0]] if conditioned else None)
                 t0 = time.perf_counter()
-                gens = self.engine.generate(prefix, [self.interleaver.question_ids("ground", queries[i]) for i in yes_idx],
-                                            max_new_tokens=cfg.max_new_tokens_ground)
-                t_ground += time.perf_counter() - t0
-                for i, g in zip(yes_idx, gens):
-                    pw = parse_windows(g.text, b - a)
-                    ground_ans[i].append(((a, b), g.text, pw))
+                gens = self.engine.generate(prefix, [self.interleaver.question_ids("exist", queries[i]) for i in idx],
+                                            max_new_tokens=cfg.max_new_tokens_exist, score_ids=self._yes_no)
+                t_exist += time.perf_counter() - t0
+                yes_idx = []
+                for i, g in zip(idx, gens):
+                    said, st = parse_existence(g.text)
+                    exist_ans[i].append(((a, b), g.text, said, st, _p_yes(g)))
+                    if (said or confirm[i]) and not veto[i]:
+                        yes_idx.append(i)
+                if yes_idx:
+                    t0 = time.perf_counter()
+                    gens = self.engine.generate(prefix, [self.interleaver.question_ids("ground", queries[i]) for i in yes_idx],
+                                                max_new_tokens=cfg.max_new_tokens_ground)
+                    t_ground += time.perf_counter() - t0
+                    for i, g in zip(yes_idx, gens):
+                        pw = parse_windows(g.text, b - a)
+                        ground_ans[i].append(((a, b), g.text, pw))
         timings["exist_ms"], timings["ground_ms"] = round(1000 * t_exist, 1), round(1000 * t_ground, 1)
         answers = []
         for i, q in enumerate(queries):

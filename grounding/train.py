@@ -28,6 +28,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# trainable input modules a backbone may have besides its LLM (audio, query soft token, score channel)
+PROJECTORS = ("projector", "query_projector", "score_projector")
+
 
 @dataclass
 class SourceConfig:
@@ -174,7 +177,9 @@ def answer_loss(backbone, batch):
 def make_batch(examples, backbone, interleaver, cache, *, padding_side: str = "right"):
     from .interleave import collate
 
-    audio = [backbone.project_audio(cache(e.audio)) for e in examples]
+    from .prompts import clean_query
+
+    audio = [backbone.embed_audio(cache(e.audio), clean_query(e.query)) for e in examples]
     seqs = [interleaver.sequence(a.shape[0], e.stage, e.query, e.answer) for e, a in zip(examples, audio)]
     return collate(seqs, audio, backbone, padding_side=padding_side)
 
@@ -203,7 +208,7 @@ def prepare_model(backbone, cfg: TrainConfig):
     # the audio encoder stays frozen (everything started frozen); the projector trains on request,
     # and always when the LLM itself is trained from scratch (embedded default)
     if cfg.train_projector or not cfg.lora:
-        for name in ("projector", "query_projector"):
+        for name in PROJECTORS:
             mod = getattr(backbone, name, None)
             mod = mod if mod is not None else getattr(backbone.core, name, None)
             for p in (mod.parameters() if mod is not None else []):
@@ -451,7 +456,7 @@ def llm_modules(backbone):
     import torch.nn as nn
 
     mods = {"decoder": backbone.decoder, "lm_head": backbone.lm_head}
-    for name in ("projector", "query_projector"):
+    for name in PROJECTORS:
         mod = getattr(backbone, name, None)
         mod = mod if mod is not None else getattr(backbone.core, name, None)
         if mod is not None:

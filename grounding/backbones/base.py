@@ -61,12 +61,21 @@ class Backbone(abc.ABC):
     def project_audio(self, features) -> "torch.Tensor":
         """[T, D] encoder features -> [T, H] embeddings in the LLM's input space."""
 
-    def encode_audio(self, wave_16k) -> "torch.Tensor":
-        """Audio embeddings in LLM space, [T, H], ``frames_per_second`` per second, time order."""
+    # True when the audio embeddings depend on the query (the embedded default's score channel):
+    # the audio prefix is then built per query, not once per file
+    query_conditioned_audio: bool = False
+
+    def encode_audio(self, wave_16k, query: str | None = None) -> "torch.Tensor":
+        """Audio embeddings in LLM space, [T, H], ``frames_per_second`` per second, time order.
+        ``query`` is needed (and used) only when ``query_conditioned_audio``."""
         import torch
 
         with torch.no_grad():
-            return self.project_audio(self.audio_features(wave_16k))
+            return self.embed_audio(self.audio_features(wave_16k), query)
+
+    def embed_audio(self, features, query: str | None = None) -> "torch.Tensor":
+        """``project_audio`` with the query passed along to backbones that condition on it."""
+        return self.project_audio(features, query=query) if self.query_conditioned_audio else self.project_audio(features)
 
     def embed_text(self, ids, query=None) -> "torch.Tensor":
         """Token ids [..., L] -> input embeddings [..., L, H].

@@ -10,6 +10,15 @@ Optionally the query also enters as one soft token: its all-MiniLM-L6-v2 sentenc
 token after the query's text, so that "a dog barks" lands near "dog barking" even when the words
 were never seen in training. Callers pass the query text to :meth:`EmbeddedBackbone.embed_text`.
 
+With ``score_channel`` the audio tokens are also conditioned on the query: every LM frame gets,
+besides its encoder features, the frozen scorer's own frame probabilities for the query (mean and
+peak over the frame, the same relative to the file's peak, and the file's peak), added through a
+small ``score_projector``. The scorer already aligned its frames with text; the LM then only has
+to learn where the evidence is and which timestamp it sits after, which a 3.5 M-parameter LM
+trained for 90 CPU minutes can, where learning audio-text matching from scratch is out of reach
+(grounding/README.md). The price: the audio prefix depends on the query, so engines prefill it
+once per query (both stages still share it) instead of once per file.
+
 Saved as one directory: ``grounder_config.json`` (kind, settings, model config, encoder class),
 ``model.safetensors`` (projector + LM + query projector; fp32, or fp16 with ``half=True``), tokenizer files,
 ``encoder/`` (the frozen encoder's own ``save_pretrained``).
@@ -27,6 +36,7 @@ import numpy as np
 from .base import GROUNDER_CONFIG, Backbone
 
 QUERY_TOKEN = "<|query|>"
+N_SCORE_FEATURES = 5
 
 
 @dataclass
@@ -47,6 +57,7 @@ class EmbeddedConfig:
     query_dim: int = 384
     chunk_seconds: float = 60.0        # audio is encoded in chunks this long (hours-long files)
     pool_frames: int = 1               # average this many encoder frames into one LM frame (25/s -> 5/s)
+    score_channel: bool = False        # condition audio tokens on the query through the scorer's frame scores
 
     def __post_init__(self) -> None:
         if ":" not in self.encoder_class:
@@ -92,6 +103,9 @@ def _build_model(cfg: EmbeddedConfig, tokenizer):
             self.query_projector = (nn.Sequential(nn.Linear(cfg.query_dim, cfg.hidden_size), nn.GELU(),
                                                   nn.Linear(cfg.hidden_size, cfg.hidden_size))
                                     if cfg.query_token else None)
+            self.score_projector = (nn.Sequential(nn.Linear(N_SCORE_FEATURES, cfg.hidden_size), nn.GELU(),
+                                                  nn.Linear(cfg.hidden_size, cfg.hidden_size))
+                                    if cfg.score_channel else None)
 
         def get_input_embeddings(self):
             return self.lm.get_input_embeddings()
@@ -153,6 +167,9 @@ class EmbeddedBackbone(Backbone):
         stops = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
         self.stop_token_ids = sorted(i for i in stops if isinstance(i, int))
         self._queries = MiniLMQueries() if cfg.query_token else None
+        if cfg.score_channel and not all(hasattr(encoder, a) for a in ("encode_text", "frame_logits", "frame_probs", "audio")):
+            raise ValueError(f"score_channel needs a contrastive scorer as encoder (encode_text, frame_logits, "
+                             f"frame_probs), got {type(encoder).__name__}")
 
     # ---- construction ----------------------------------------------------------------
     @classmethod
@@ -237,7 +254,25 @@ class EmbeddedBackbone(Backbone):
         return [self.encoder]
 
     # ---- audio and text --------------------------------------------------------------
+    @property
+    def query_conditioned_audio(self) -> bool:
+        return bool(self.config.score_channel)
+
+    def _encode_chunk(self, x):
+        """(dense features [T, D] for the projector, the scorer's joint-space frames [T, E] or None)."""
+        import torch.nn.functional as F
+
+        enc = self.encoder
+        if self.config.encoder_output == "features" and not self.config.score_channel:
+            return enc.audio_features(x)[1][0], None
+        _, feats = enc.audio.features_from_mel(enc.audio.mel(x))
+        joint = F.normalize(enc.audio.dense_proj(feats), dim=-1)
+        base = feats if self.config.encoder_output == "features" else joint
+        return base[0], (joint[0] if self.config.score_channel else None)
+
     def audio_features(self, wave_16k):
+        """[T, D] (pooled encoder features), or with ``score_channel`` [T, D + k*E]: the pooled
+        features followed by the k unpooled joint-space frames each LM frame covers."""
         import torch
 
         from .whisper_llm import SAMPLE_RATE, check_wave
@@ -246,31 +281,67 @@ class EmbeddedBackbone(Backbone):
         k = self.config.pool_frames
         n_total = int(np.floor(wave.size / SAMPLE_RATE * self.frames_per_second * k + 1e-6))
         chunk = int(round(self.config.chunk_seconds * SAMPLE_RATE))
-        out = []
+        out, joints = [], []
         with torch.no_grad():
             for a in range(0, wave.size, chunk):
                 x = torch.from_numpy(wave[a:a + chunk])[None].to(next(self.encoder.parameters()).device)
-                if self.config.encoder_output == "features":
-                    _, dense = self.encoder.audio_features(x)
-                else:
-                    _, dense = self.encoder.encode_audio(x)
+                dense, joint = self._encode_chunk(x)
                 want = int(round((x.shape[-1] / SAMPLE_RATE) * self.frames_per_second * k))
-                if a + chunk < wave.size and dense.shape[1] != want:
+                if a + chunk < wave.size and dense.shape[0] != want:
                     # chunks are stitched end to end: a chunk one frame short would shift every later frame
-                    raise ValueError(f"encoder gave {dense.shape[1]} frames for a {self.config.chunk_seconds} s chunk, "
+                    raise ValueError(f"encoder gave {dense.shape[0]} frames for a {self.config.chunk_seconds} s chunk, "
                                      f"expected {want}: chunk_seconds must be a whole number of encoder frames")
-                out.append(dense[0])
+                out.append(dense)
+                if joint is not None:
+                    joints.append(joint)
         feats = torch.cat(out, 0)[:n_total]
-        if k > 1:  # frame j of the pooled sequence covers encoder frames [j*k, (j+1)*k): no partial frame
-            n = feats.shape[0] // k
-            feats = feats[:n * k].reshape(n, k, -1).mean(1)
-        if feats.shape[0] == 0:
+        n = feats.shape[0] // k
+        if n == 0:
             raise ValueError(f"audio of {wave.size / SAMPLE_RATE:.3f} s is too short for one "
                              f"{1 / self.frames_per_second:.2f} s audio frame")
+        if k > 1:  # frame j of the pooled sequence covers encoder frames [j*k, (j+1)*k): no partial frame
+            feats = feats[:n * k].reshape(n, k, -1).mean(1)
+        if joints:
+            joint = torch.cat(joints, 0)[:n * k].reshape(n, -1)
+            feats = torch.cat([feats, joint], -1)
         return feats.float()
 
-    def project_audio(self, features):
-        return self.projector(features.to(self.device, self.dtype))
+    def score_features(self, features, query: str):
+        """[T, N_SCORE_FEATURES] from the scorer's frame probabilities for ``query``: per LM frame
+        the mean and peak probability, both relative to the file's peak, and the file's peak."""
+        import torch
+
+        k, e = self.config.pool_frames, self.encoder.config.embed_dim
+        joint = features[:, -k * e:].reshape(-1, e)
+        text = self._scorer_text(query)
+        with torch.no_grad():
+            p = self.encoder.frame_probs(self.encoder.frame_logits(joint[None].to(text["emb"]), text), text)[0, 0]
+        p = p.reshape(-1, k).to(features.device, torch.float32)
+        mean, peak = p.mean(1), p.max(1).values
+        top = peak.max().clamp(min=1e-6)
+        return torch.stack([mean, peak, mean / top, peak / top, top.expand_as(mean)], -1)
+
+    def _scorer_text(self, query: str) -> dict:
+        import torch
+
+        cache = self.__dict__.setdefault("_text_cache", {})
+        if query not in cache:
+            if len(cache) > 4096:
+                cache.clear()
+            with torch.no_grad():
+                cache[query] = {k: v.detach() for k, v in self.encoder.encode_text([query]).items()}
+        return cache[query]
+
+    def project_audio(self, features, query: str | None = None):
+        if not self.config.score_channel:
+            return self.projector(features.to(self.device, self.dtype))
+        if not query:
+            raise ValueError("this grounder's audio tokens are conditioned on the query (score_channel): "
+                             "pass the query to project_audio / encode_audio")
+        d = features.shape[-1] - self.config.pool_frames * self.encoder.config.embed_dim
+        base = features[:, :d].to(self.device, self.dtype)
+        scores = self.score_features(features, query).to(self.device, self.dtype)
+        return self.projector(base) + self.core.score_projector(scores)
 
     def embed_text(self, ids, query: str | list[str] | None = None):
         """Token embeddings; the ``<|query|>`` positions get the query's projected sentence embedding.

@@ -110,7 +110,12 @@ def test_scorer_mode(bb):
     assert dog.windows[0].start == pytest.approx(1.2, abs=0.05) and dog.windows[0].end == pytest.approx(2.6, abs=0.05)
     assert not cat.exists and cat.windows == []
     assert eng.asked == [] and eng.prepared == []
-    assert dog.thresholds == {"scorer_threshold": 0.5, "event_threshold": None}
+    assert dog.thresholds == {"scorer_threshold": 0.5, "scorer_windows": "peaks", "peak_ratio": 0.5}
+    # the frame-threshold events give the same window here
+    p2, _ = pipe(bb, "scorer", truth={DOG: [(1.2, 2.6)]}, scorer_windows="events")
+    ev = p2.ask(WAVE, DOG)
+    assert [(round(w.start, 2), round(w.end, 2)) for w in ev.windows] == [(1.2, 2.6)]
+    assert ev.thresholds == {"scorer_threshold": 0.5, "scorer_windows": "events", "event_threshold": None}
     times, probs = dog.curve
     assert len(times) == len(probs) == 150
 
