@@ -59,6 +59,7 @@ class TrainConfig:
     granularity: float = 1.0
     interleave: bool = True             # False = the paper's Table 7 ablation (no timestamps)
     paraphrase_prob: float = 0.0        # chance a training query is swapped for a train wording
+    stages: list = field(default_factory=lambda: ["exist", "ground"])  # which instruction examples to train on
     lora: bool = True                   # False: train the LLM (and projector) fully
     lora_r: int = 8
     lora_alpha: int = 16
@@ -107,6 +108,8 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not self.stages or any(st not in ("exist", "ground") for st in self.stages):
+            raise ValueError(f"stages must be a non-empty subset of ['exist', 'ground'], got {self.stages!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 or null, got {self.max_steps}")
         if self.total_quadruplets is not None and self.total_quadruplets < 1:
@@ -231,7 +234,8 @@ def build_examples(cfg: TrainConfig, rng: random.Random, *, val: bool = False):
     pools = {s.name: quadruplets(s.manifest, split=s.split, rng=rng) for s in sources}
     quads = mix(pools, {s.name: s.weight for s in sources}, None if val else cfg.total_quadruplets, rng)
     prob = 0.0 if val else cfg.paraphrase_prob
-    examples = [ex for q in quads for ex in q.examples(source=q.record.source or "", rng=rng, paraphrase_prob=prob)]
+    examples = [ex for q in quads for ex in q.examples(source=q.record.source or "", rng=rng, paraphrase_prob=prob)
+                if ex.stage in cfg.stages]
     rng.shuffle(examples)
     return examples[:cfg.val_examples] if val else examples
 

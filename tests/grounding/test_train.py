@@ -147,3 +147,17 @@ def test_resume_after_crash_and_held_out_loss(compact_dirs, toy_manifest, tmp_pa
     log = [json.loads(line) for line in (again / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert "val_loss" in log[1] and "val_loss" in log[3] and log[3]["val_loss"] > 0
+
+
+def test_stages_select_the_instruction_examples(toy_manifest, tmp_path):
+    import random
+
+    from grounding.train import TrainConfig, build_examples
+
+    def kinds(stages):
+        cfg = TrainConfig(backbone="x", output_dir=str(tmp_path), sources=[{"manifest": str(toy_manifest)}], stages=stages)
+        return {e.stage for e in build_examples(cfg, random.Random(0))}
+
+    assert kinds(["exist"]) == {"exist"} and kinds(["ground"]) == {"ground"} and kinds(["exist", "ground"]) == {"exist", "ground"}
+    with pytest.raises(ValueError, match="stages"):
+        TrainConfig(backbone="x", output_dir=str(tmp_path), sources=[{"manifest": str(toy_manifest)}], stages=["answer"])
