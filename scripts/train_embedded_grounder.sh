@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The embedded default grounder, on this CPU: an untrained grounder around the scorer's frozen
-# encoder (compact tokenizer trained on our text + the corpus labels), then full training of the
-# small Qwen2 LM + projector on the long-form and needle train splits.
+# encoder (compact tokenizer trained on our text + the corpus labels; audio tokens carry the
+# scorer's frame scores for the query), then two stages of full training of the small Qwen2 LM +
+# projectors on the long-form and needle train splits:
+#   1. existence questions only (STEPS1): a from-scratch LM first collapses to the answer prior
+#      and ignores its input; on existence alone it starts reading the evidence within ~100 steps;
+#   2. existence + grounding (STEPS2), from stage 1's weights.
 #
-#   SCORER=contrastive/default LONG=.../longform/manifest.jsonl NEEDLE=.../needle/manifest.jsonl \
-#       bash scripts/train_embedded_grounder.sh [--max-steps N]
+#   SCORER=contrastive/default LONG=.../longform/train.jsonl NEEDLE=.../needle500/train.jsonl \
+#       bash scripts/train_embedded_grounder.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCORER=${SCORER:?set SCORER to the scorer checkpoint directory}
@@ -12,7 +16,13 @@ LONG=${LONG:?set LONG to the long-form manifest}
 NEEDLE=${NEEDLE:?set NEEDLE to the needle manifest}
 INIT=${INIT:-runs/embedded-init}
 OUT=${OUT:-runs/embedded-grounder}
+STEPS1=${STEPS1:-300}
+STEPS2=${STEPS2:-600}
+CONFIG1=${CONFIG1:-grounding/configs/train_embedded_exist.json}
+CONFIG2=${CONFIG2:-grounding/configs/train_embedded.json}  # ablation: both configs with "interleave": false
 earmark grounding init-embedded --encoder "$SCORER" --out "$INIT" --config grounding/configs/embedded_arch.json \
     --manifest "$LONG" --manifest "$NEEDLE"
-exec nice -n 10 earmark grounding train grounding/configs/train_embedded.json --backbone "$INIT" --output-dir "$OUT" \
-    --source "$LONG:1" --source "$NEEDLE:1" "$@"
+earmark grounding train "$CONFIG1" --backbone "$INIT" --output-dir "$OUT-exist" \
+    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS1"
+earmark grounding train "$CONFIG2" --backbone "$OUT-exist/merged" --output-dir "$OUT" \
+    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS2"
