@@ -76,6 +76,9 @@ class PipelineConfig:
     # scorer as candidate generator (fused)
     top_k: int = 3
     snap_iou: float | None = 0.3
+    # when none of the LLM's windows touches a scorer candidate (IoU < snap_iou, or no window could
+    # be read), answer with the scorer's own peak windows instead ("scorer"), or keep the LLM's ("off")
+    window_fallback: str = "scorer"
     drop_below: float | None = None
     # audit: also ask stage 2 when stage 1 said "no" (how often would the grounder invent windows?)
     probe_ground: bool = False
@@ -92,6 +95,8 @@ class PipelineConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.window_fallback not in ("scorer", "off"):
+            raise ValueError(f"window_fallback must be 'scorer' or 'off', got {self.window_fallback!r}")
         if self.scorer_windows not in ("peaks", "events"):
             raise ValueError(f"scorer_windows must be 'peaks' or 'events', got {self.scorer_windows!r}")
         for name in ("peak_ratio", "absent_below", "scorer_threshold", "present_above", "event_threshold", "snap_iou", "drop_below"):
@@ -114,7 +119,8 @@ class PipelineConfig:
         if self.mode == "llm":
             return {}
         return {"verifier": self.verifier, "absent_below": self.absent_below, "present_above": self.present_above,
-                "top_k": self.top_k, "snap_iou": self.snap_iou, "drop_below": self.drop_below}
+                "top_k": self.top_k, "snap_iou": self.snap_iou, "drop_below": self.drop_below,
+                "window_fallback": self.window_fallback}
 
 
 @dataclass
@@ -354,9 +360,7 @@ class Pipeline:
     def _scorer_answer(self, query: str, duration: float, s: dict) -> Answer:
         cfg = self.config
         if cfg.scorer_windows == "peaks":
-            best = max((c for _, _, c in s["candidates"]), default=0.0)
-            windows = [Window(a, b, c) for a, b, c in
-                       _merge_scored([w for w in s["candidates"] if w[2] >= cfg.peak_ratio * best])]
+            windows = self._peak_windows(s)
         else:
             sub = _subset(s["fs"], s["index"])
             events = self.scorer.events(sub, [query], threshold=cfg.event_threshold)
@@ -367,6 +371,12 @@ class Pipeline:
             windows = [Window(c0, c1, c)]
         return Answer(query, exists, windows if exists else [], s["p_exists"], "scorer", "scorer", "strict", duration,
                       scorer=_scorer_report(s), curve=s["curve"])
+
+    def _peak_windows(self, s: dict) -> list[Window]:
+        """The scorer's candidates whose peak is at least peak_ratio x the best one's, merged."""
+        best = max((c for _, _, c in s["candidates"]), default=0.0)
+        return [Window(a, b, c) for a, b, c in
+                _merge_scored([w for w in s["candidates"] if w[2] >= self.config.peak_ratio * best])]
 
     # -- grounder ------------------------------------------------------------------------
     def _llm_answers(self, wave, name, duration, queries, sc, timings) -> list[Answer]:
@@ -602,6 +612,10 @@ class Pipeline:
             conf = 1.0 if p_llm is None else p_llm
             return [Window(a, b, conf) for a, b in windows]
         ws = list(windows)
+        near = [w for w in ws if any(_iou(w, c) >= (cfg.snap_iou or 1e-9) for c in s["candidates"])]
+        if not near and cfg.window_fallback == "scorer":
+            # the LLM said "yes" but points nowhere the scorer hears the sound (or wrote no window)
+            return self._peak_windows(s)
         if cfg.snap_iou is not None:
             snapped = []
             for w in ws:

@@ -244,3 +244,15 @@ def test_fused_long_audio_asks_about_scorer_crops(bb, tmp_path):
     llm.engine.max_positions = 500
     with pytest.raises(ValueError, match="use --mode fused"):
         llm.ask(path, DOG)
+
+
+def test_fused_falls_back_to_the_scorer_windows_when_the_llm_points_elsewhere(bb):
+    script = {("exist", DOG): "Yes.", ("ground", DOG): "From 4.00 seconds to 5.00 seconds."}
+    p, _ = pipe(bb, "fused", script, {DOG: [(1.2, 2.6)]}, absent_below=0.0)
+    a = p.ask(WAVE, DOG)
+    assert a.exists and [(round(w.start, 2), round(w.end, 2)) for w in a.windows] == [(1.2, 2.6)]
+    assert a.thresholds["window_fallback"] == "scorer"
+    p, _ = pipe(bb, "fused", script, {DOG: [(1.2, 2.6)]}, absent_below=0.0, window_fallback="off")
+    assert [(w.start, w.end) for w in p.ask(WAVE, DOG).windows] == [(4.0, 5.0)]
+    with pytest.raises(ValueError, match="window_fallback"):
+        PipelineConfig(window_fallback="llm")
