@@ -13,10 +13,10 @@ were never seen in training. Callers pass the query text to :meth:`EmbeddedBackb
 With ``score_channel`` the audio tokens are also conditioned on the query: every LM frame gets,
 besides its encoder features, the frozen scorer's own frame probabilities for the query (mean and
 peak over the frame, the same relative to the file's peak, and the file's peak), added through a
-small ``score_projector``. The scorer already aligned its frames with text; the LM then only has
-to learn where the evidence is and which timestamp it sits after, which a 3.5 M-parameter LM
-trained for 90 CPU minutes can, where learning audio-text matching from scratch is out of reach
-(grounding/README.md). The price: the audio prefix depends on the query, so engines prefill it
+small ``score_projector``. The scorer already aligned its frames with text, so the LM is left
+to learn where the evidence is and which timestamp it sits after, not audio-text matching from
+scratch (grounding/README.md; BENCHMARKS.md has what a 45-minute CPU run does and does not learn
+with it). The price: the audio prefix depends on the query, so engines prefill it
 once per query (both stages still share it) instead of once per file.
 
 Saved as one directory: ``grounder_config.json`` (kind, settings, model config, encoder class),
