@@ -36,18 +36,14 @@ class GrounderPredictor:
                               placeholder_id=self.bb.audio_token_id, interleave=bool(s.get("interleave", True)))
         self.max_exist, self.max_ground, self.batch_size = max_new_tokens_exist, max_new_tokens_ground, batch_size
 
-    def _ask(self, feats, stage: str, queries: list[str], max_new: int) -> list[str]:
-        import torch
-
+    def _ask(self, audio, stage: str, queries: list[str], max_new: int) -> list[str]:
+        """``audio(query)``: the audio embeddings that query's prompt starts with."""
         from .interleave import collate
 
         out = []
-        with torch.no_grad():
-            shared = None if self.bb.query_conditioned_audio else self.bb.embed_audio(feats)
         for i in range(0, len(queries), self.batch_size):
             chunk = queries[i:i + self.batch_size]
-            with torch.no_grad():
-                embs = [shared if shared is not None else self.bb.embed_audio(feats, q) for q in chunk]
+            embs = [audio(q) for q in chunk]
             seqs = [self.il.sequence(e.shape[0], stage, q) for e, q in zip(embs, chunk)]
             b = collate(seqs, embs, self.bb, padding_side="left")
             ids = self.bb.generate(b.inputs_embeds, b.attention_mask, max_new_tokens=max_new)
@@ -57,11 +53,22 @@ class GrounderPredictor:
     def predict(self, audio_path: Path, queries: list[QueryRecord]) -> list[PredictionRecord]:
         from data_recipes.audio import audio_info, load_audio
 
+        import torch
+
         from .prompts import clean_query, parse_existence, parse_windows
 
         t0 = time.perf_counter()
         duration = audio_info(audio_path).duration
-        emb = self.bb.audio_features(load_audio(audio_path, sr=16000))
+        feats = self.bb.audio_features(load_audio(audio_path, sr=16000))
+        embedded: dict = {}  # one projection per file, or per query when the audio depends on it
+
+        def emb(query: str):
+            key = query if self.bb.query_conditioned_audio else None
+            if key not in embedded:
+                with torch.no_grad():
+                    embedded[key] = self.bb.embed_audio(feats, query)
+            return embedded[key]
+
         texts, bad = {}, {}
         for q in queries:
             try:

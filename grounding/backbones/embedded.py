@@ -167,6 +167,7 @@ class EmbeddedBackbone(Backbone):
         stops = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
         self.stop_token_ids = sorted(i for i in stops if isinstance(i, int))
         self._queries = MiniLMQueries() if cfg.query_token else None
+        self._text_cache: dict = {}  # the scorer's text embedding per query (score channel)
         if cfg.score_channel and not all(hasattr(encoder, a) for a in ("encode_text", "frame_logits", "frame_probs", "audio")):
             raise ValueError(f"score_channel needs a contrastive scorer as encoder (encode_text, frame_logits, "
                              f"frame_probs), got {type(encoder).__name__}")
@@ -324,7 +325,7 @@ class EmbeddedBackbone(Backbone):
     def _scorer_text(self, query: str) -> dict:
         import torch
 
-        cache = self.__dict__.setdefault("_text_cache", {})
+        cache = self._text_cache
         if query not in cache:
             if len(cache) > 4096:
                 cache.clear()
