@@ -24,6 +24,7 @@ _PIPELINE_FLAGS = {  # flag -> (PipelineConfig field, type)
     "--present-above": ("present_above", float), "--scorer-threshold": ("scorer_threshold", float),
     "--event-threshold": ("event_threshold", float), "--top-k": ("top_k", int), "--snap-iou": ("snap_iou", float),
     "--drop-below": ("drop_below", float), "--crop-seconds": ("crop_seconds", float),
+    "--hint": ("hint", str), "--window-fallback": ("window_fallback", str),
 }
 
 

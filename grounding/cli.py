@@ -21,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--output-dir", help="override output_dir")
     t.add_argument("--max-steps", type=int, help="override max_steps")
     t.add_argument("--backbone", help="override backbone (path or hub id)")
+    t.add_argument("--hint-scorer", help="override hint_scorer: scorer checkpoint whose candidates are written "
+                                         "into grounding questions ('default': the package's)")
     t.add_argument("--deepspeed", help="DeepSpeed JSON config (grounding/configs/zero2.json, zero3.json)")
     t.add_argument("--source", action="append", default=None, metavar="MANIFEST[:WEIGHT]",
                    help="replace the config's sources (repeatable), e.g. --source short.jsonl:1 --source long.jsonl:2")
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sources = [_source(s) for s in args.source] if args.source else None
             cfg = TrainConfig.from_json(args.config, output_dir=args.output_dir, max_steps=args.max_steps,
-                                        backbone=args.backbone, deepspeed=args.deepspeed, sources=sources)
+                                        backbone=args.backbone, deepspeed=args.deepspeed, sources=sources,
+                                        hint_scorer=args.hint_scorer)
         except (ValueError, FileNotFoundError) as exc:
             print(f"earmark grounding train: {exc}", file=sys.stderr)
             return 2

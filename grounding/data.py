@@ -30,6 +30,7 @@ class Example:
     query: str
     windows: list = field(default_factory=list)  # [(s, e)], empty for a negative query
     source: str = ""
+    hint: list | None = None  # the scorer's candidate windows shown with the question, best first
 
     @property
     def answer(self) -> str:
@@ -38,7 +39,7 @@ class Example:
     def to_dict(self) -> dict:
         return {"audio": self.audio, "audio_id": self.audio_id, "duration": self.duration, "stage": self.stage,
                 "query": self.query, "windows": [list(w) for w in self.windows], "source": self.source,
-                "answer": self.answer}
+                "answer": self.answer, "hint": None if self.hint is None else [list(w) for w in self.hint]}
 
 
 @dataclass
@@ -69,6 +70,24 @@ class Quadruplet:
         if self.negative is not None:
             out.append(Example(self.audio, r.id, r.duration, "exist", word(self.negative), [], source))
         return out
+
+
+def attach_hints(examples: list[Example], candidates, *, drop: float = 0.0,
+                 rng: random.Random | None = None) -> None:
+    """Give every grounding example the scorer's candidate windows for its (audio, query) as its
+    hint (``candidates(audio, query) -> [(s, e)]``), except a ``drop`` share left without one so
+    the model also answers without a scorer. Examples are visited file by file, so a scorer that
+    caches its last embedding encodes each file once."""
+    rng = rng or random.Random(0)
+    todo = sorted((e for e in examples if e.stage == "ground"), key=lambda e: e.audio)
+    try:
+        from tqdm import tqdm
+
+        todo = tqdm(todo, desc="scorer hints", leave=False)
+    except ImportError:
+        pass
+    for e in todo:
+        e.hint = None if (drop > 0 and rng.random() < drop) else [tuple(map(float, w)) for w in candidates(e.audio, e.query)]
 
 
 def train_wordings_of(query: str) -> list[str]:

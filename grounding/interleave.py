@@ -105,18 +105,20 @@ class Interleaver:
             frame += list(range(f0, f0 + n))
         return ids, frame
 
-    def question_ids(self, stage: str, query: str) -> list[int]:
-        return self.tok(self.format.question(stage, query))
+    def question_ids(self, stage: str, query: str, hint=None) -> list[int]:
+        return self.tok(self.format.question(stage, query, hint))
 
     def answer_ids(self, answer: str) -> list[int]:
         return self.tok(answer + self.format.answer_end)
 
-    def sequence(self, n_frames: int, stage: str, query: str, answer: str | None = None, **meta) -> Sequence:
-        """One example; with ``answer`` its tokens (and the end token) are the only labels."""
+    def sequence(self, n_frames: int, stage: str, query: str, answer: str | None = None, *, hint=None,
+                 **meta) -> Sequence:
+        """One example; with ``answer`` its tokens (and the end token) are the only labels; ``hint``:
+        candidate windows written after the query (:func:`grounding.prompts.format_hint`)."""
         ids, frame = self.prefix(n_frames)
         p = len(ids)
         meta.setdefault("query", clean_query(query))  # the text the question spells (soft-token backbones)
-        q = self.question_ids(stage, query)
+        q = self.question_ids(stage, query, hint)
         ids, frame = ids + q, frame + [-1] * len(q)
         labels = [IGNORE] * len(ids)
         if answer is not None:

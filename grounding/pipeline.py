@@ -79,6 +79,9 @@ class PipelineConfig:
     # when none of the LLM's windows touches a scorer candidate (IoU < snap_iou, or no window could
     # be read), answer with the scorer's own peak windows instead ("scorer"), or keep the LLM's ("off")
     window_fallback: str = "scorer"
+    # hint the LLM: write the scorer's top candidates into the grounding question ("auto": when the
+    # grounder was trained with hints, i.e. its settings carry hint_k > 0; "off": never)
+    hint: str = "auto"
     drop_below: float | None = None
     # audit: also ask stage 2 when stage 1 said "no" (how often would the grounder invent windows?)
     probe_ground: bool = False
@@ -95,6 +98,8 @@ class PipelineConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.hint not in ("auto", "off"):
+            raise ValueError(f"hint must be 'auto' or 'off', got {self.hint!r}")
         if self.window_fallback not in ("scorer", "off"):
             raise ValueError(f"window_fallback must be 'scorer' or 'off', got {self.window_fallback!r}")
         if self.scorer_windows not in ("peaks", "events"):
@@ -120,7 +125,7 @@ class PipelineConfig:
             return {}
         return {"verifier": self.verifier, "absent_below": self.absent_below, "present_above": self.present_above,
                 "top_k": self.top_k, "snap_iou": self.snap_iou, "drop_below": self.drop_below,
-                "window_fallback": self.window_fallback}
+                "window_fallback": self.window_fallback, "hint": self.hint}
 
 
 @dataclass
@@ -282,6 +287,9 @@ class Pipeline:
         self._features = None  # (wave, encoder features) of the file being answered
         if backbone is not None and interleaver is None:
             self.interleaver = interleaver_for(backbone)
+        settings = dict(getattr(backbone, "settings", None) or {}) if backbone is not None else {}
+        # candidates per hint; 0 = ask without (the grounder never saw hints, or they are off)
+        self.hint_k = int(settings.get("hint_k") or 0) if self.config.hint == "auto" else 0
         if self.interleaver is not None:
             il = self.interleaver
             self._yes_no = [il.answer_ids("Yes.")[0], il.answer_ids("No.")[0]]
@@ -425,8 +433,8 @@ class Pipeline:
                 prefix = self._prefix(wave, name, duration, timings, q0)
             t0 = time.perf_counter()
             idx = ground_idx + probe_idx
-            gens = self.engine.generate(prefix, [self.interleaver.question_ids("ground", queries[i]) for i in idx],
-                                        max_new_tokens=cfg.max_new_tokens_ground)
+            gens = self.engine.generate(prefix, [self.interleaver.question_ids("ground", queries[i], self._hint(sc, i))
+                                                 for i in idx], max_new_tokens=cfg.max_new_tokens_ground)
             ground_gen = dict(zip(idx, gens))
             timings["ground_ms"] = _ms(t0)
         answers = []
@@ -456,6 +464,17 @@ class Pipeline:
                                   llm_status=llm_status, scorer=_scorer_report(s) if s else None, probe=probe,
                                   curve=s["curve"] if s else None))
         return answers
+
+    def _hint(self, sc, i: int, crop: tuple[float, float] | None = None):
+        """The scorer's best ``hint_k`` candidates for query ``i`` (in crop time for a crop), or None
+        when there is no hint to give (grounder trained without, hints off, or no scorer run)."""
+        if not self.hint_k or not sc:
+            return None
+        ws = [(a, b) for a, b, _ in sc[i]["candidates"][:self.hint_k]]
+        if crop is not None:
+            c0, c1 = crop
+            ws = [(max(a, c0) - c0, min(b, c1) - c0) for a, b in ws if b > c0 and a < c1]
+        return ws
 
     def _prefix(self, wave, name, duration, timings, query: str | None = None):
         """Interleaved audio prefix embeddings, prepared by the engine (once per file, or once per
@@ -543,8 +562,9 @@ class Pipeline:
                         yes_idx.append(i)
                 if yes_idx:
                     t0 = time.perf_counter()
-                    gens = self.engine.generate(prefix, [self.interleaver.question_ids("ground", queries[i]) for i in yes_idx],
-                                                max_new_tokens=cfg.max_new_tokens_ground)
+                    gens = self.engine.generate(prefix, [self.interleaver.question_ids("ground", queries[i],
+                                                                                        self._hint(sc, i, (a, b)))
+                                                         for i in yes_idx], max_new_tokens=cfg.max_new_tokens_ground)
                     t_ground += time.perf_counter() - t0
                     for i, g in zip(yes_idx, gens):
                         pw = parse_windows(g.text, b - a)

@@ -78,11 +78,13 @@ class PromptFormat:
         end = "<|im_end|>" if "<|im_end|>" in has else eos
         return cls(before_audio=before + bos_a, after_audio=eos_a + "\n", after_query=after, answer_end=end)
 
-    def question(self, stage: str, query: str) -> str:
-        """Everything after the audio up to where the answer starts."""
+    def question(self, stage: str, query: str, hint=None) -> str:
+        """Everything after the audio up to where the answer starts; ``hint`` (the scorer's candidate
+        windows, best first) is written after the query when given (:func:`format_hint`)."""
         if stage not in INSTRUCTIONS:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-        return f"{self.after_audio}{INSTRUCTIONS[stage]} {clean_query(query)}{self.query_suffix}{self.after_query}"
+        h = "" if hint is None else "\n" + format_hint(hint)
+        return f"{self.after_audio}{INSTRUCTIONS[stage]} {clean_query(query)}{self.query_suffix}{h}{self.after_query}"
 
     def to_dict(self) -> dict:
         return {"before_audio": self.before_audio, "after_audio": self.after_audio,
@@ -116,6 +118,23 @@ def format_windows(windows) -> str:
     if not ws:
         raise ValueError("format_windows: no windows (a negative query is answered by the existence stage)")
     return format_answer(True, ws)[len("Yes. "):]
+
+
+HINT_INTRO = "A sound detector's candidate windows, best first:"
+
+
+def format_hint(windows) -> str:
+    """The scorer's candidates as the grounder reads them (SpotSound's "hint the LLM" option).
+
+    Each candidate is spelled exactly as an answer window (``From 1.20 seconds to 3.44 seconds.``),
+    in the scorer's order rather than time order, so that the answer can be a short-range copy of
+    the candidate(s) the audio supports; a small LM learns such a copy far sooner than reading the
+    time off the interleaved timestamps. No candidate reads ``none``.
+    """
+    ws = [(float(w[0]), float(w[1])) for w in windows]
+    if not ws:
+        return f"{HINT_INTRO} none."
+    return HINT_INTRO + " " + " ".join(format_windows([w]) for w in ws)
 
 
 @dataclass

@@ -111,10 +111,10 @@ def grounder_texts(extra: Iterable[str] = (), *, max_seconds: int = 600, seed: i
     import random
 
     from .interleave import timestamp_text
-    from .prompts import INSTRUCTIONS, format_windows
+    from .prompts import HINT_INTRO, INSTRUCTIONS, format_windows
 
     rng = random.Random(seed)
-    texts = list(INSTRUCTIONS.values()) + ["Yes.", "No.", "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"]
+    texts = list(INSTRUCTIONS.values()) + [HINT_INTRO, "Yes.", "No.", "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"]
     texts += [timestamp_text(t, 1.0) for t in range(max_seconds)]
     texts += [timestamp_text(t / 5, 0.2) for t in range(0, 5 * min(max_seconds, 120))]
     for _ in range(2000):

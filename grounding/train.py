@@ -86,6 +86,11 @@ class TrainConfig:
     save_every: int = 0                 # steps between resumable checkpoints (0: none)
     resume: bool = True                 # continue from output_dir's checkpoint when there is one
     deepspeed: str | None = None        # path of a DeepSpeed JSON config
+    # the scorer's candidate windows written into grounding questions ("hint the LLM"): a scorer
+    # checkpoint directory, or "default" for the package's; null = no hints
+    hint_scorer: str | None = None
+    hint_k: int = 3                     # candidates per hint, best first
+    hint_drop: float = 0.0              # chance a training question goes without its hint (llm mode)
 
     def __post_init__(self) -> None:
         self.sources = [s if isinstance(s, SourceConfig) else SourceConfig(**s) for s in self.sources]
@@ -102,6 +107,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (0 < self.lr < 1):
             raise ValueError(f"lr must be in (0, 1), got {self.lr}")
+        if int(self.hint_k) < 1:
+            raise ValueError(f"hint_k must be >= 1, got {self.hint_k}")
+        if not (0 <= self.hint_drop <= 1):
+            raise ValueError(f"hint_drop must be in [0, 1], got {self.hint_drop}")
         if not (0 <= self.paraphrase_prob <= 1):
             raise ValueError(f"paraphrase_prob must be in [0, 1], got {self.paraphrase_prob}")
         if not (0 <= self.warmup_ratio < 1):
@@ -183,7 +192,7 @@ def make_batch(examples, backbone, interleaver, cache, *, padding_side: str = "r
     from .prompts import clean_query
 
     audio = [backbone.embed_audio(cache(e.audio), clean_query(e.query)) for e in examples]
-    seqs = [interleaver.sequence(a.shape[0], e.stage, e.query, e.answer) for e, a in zip(examples, audio)]
+    seqs = [interleaver.sequence(a.shape[0], e.stage, e.query, e.answer, hint=e.hint) for e, a in zip(examples, audio)]
     return collate(seqs, audio, backbone, padding_side=padding_side)
 
 
@@ -237,7 +246,26 @@ def build_examples(cfg: TrainConfig, rng: random.Random, *, val: bool = False):
     examples = [ex for q in quads for ex in q.examples(source=q.record.source or "", rng=rng, paraphrase_prob=prob)
                 if ex.stage in cfg.stages]
     rng.shuffle(examples)
-    return examples[:cfg.val_examples] if val else examples
+    examples = examples[:cfg.val_examples] if val else examples
+    if cfg.hint_scorer:
+        from .data import attach_hints
+
+        attach_hints(examples, scorer_candidates(cfg.hint_scorer, cfg.hint_k), drop=0.0 if val else cfg.hint_drop,
+                     rng=rng)
+    return examples
+
+
+def scorer_candidates(path: str, k: int):
+    """``(audio path, query) -> [(start, end)]``: the top-``k`` candidate windows of a contrastive
+    scorer (``"default"``: the package's), as the pipeline computes them for its hints."""
+    from contrastive.scorer import Scorer
+
+    scorer = Scorer.from_pretrained(None if path == "default" else path)
+
+    def candidates(audio: str, query: str) -> list[tuple[float, float]]:
+        return [(a, b) for a, b, _ in scorer.candidates(scorer.embed(audio), query, k=k)]
+
+    return candidates
 
 
 def val_loss(backbone, model, examples, interleaver, cache, batch_size: int, autocast) -> float:
@@ -487,7 +515,7 @@ def deepspeed_config(path, cfg: TrainConfig, *, bf16: bool, world: int) -> dict:
 def save_trained(backbone, peft_model, cfg: TrainConfig, out: Path, interleaver) -> None:
     """``adapter/`` (LoRA runs) and ``merged/``: a full checkpoint with the settings inference needs."""
     settings = {"granularity": cfg.granularity, "interleave": cfg.interleave,
-                "prompt_format": interleaver.format.to_dict()}
+                "prompt_format": interleaver.format.to_dict(), "hint_k": cfg.hint_k if cfg.hint_scorer else 0}
     if peft_model is not None and cfg.save_adapter:
         peft_model.save_pretrained(str(out / "adapter"))
         (out / "adapter" / "grounder_settings.json").write_text(

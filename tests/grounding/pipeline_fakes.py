@@ -14,7 +14,8 @@ from grounding.engines.base import AudioPrefix, Generation
 class ScriptedEngine:
     """Answers from ``script[(stage, query)]`` (a string); decodes each question to find them.
 
-    Records what it was asked: ``prepared`` (prefix lengths), ``asked`` ((stage, query) pairs)."""
+    Records what it was asked: ``prepared`` (prefix lengths), ``asked`` ((stage, query) pairs),
+    ``questions`` (the decoded question texts)."""
 
     name = "scripted"
 
@@ -22,6 +23,7 @@ class ScriptedEngine:
         self.tok, self.script, self.p_yes, self.max_positions = tokenizer, script, p_yes, max_positions
         self.prepared: list[int] = []
         self.asked: list[tuple[str, str]] = []
+        self.questions: list[str] = []
 
     def prepare(self, prefix_embeds) -> AudioPrefix:
         self.prepared.append(int(prefix_embeds.shape[0]))
@@ -31,6 +33,7 @@ class ScriptedEngine:
         out = []
         for c in continuations:
             text = self.tok.decode(c)
+            self.questions.append(text)
             stage = "exist" if "Answer only" in text else "ground"
             query = text.split("The query is:", 1)[1].split("\n")[0].strip()
             if "<|im_end|>" in query:

@@ -256,3 +256,37 @@ def test_fused_falls_back_to_the_scorer_windows_when_the_llm_points_elsewhere(bb
     assert [(w.start, w.end) for w in p.ask(WAVE, DOG).windows] == [(4.0, 5.0)]
     with pytest.raises(ValueError, match="window_fallback"):
         PipelineConfig(window_fallback="llm")
+
+
+def test_fused_hints_a_grounder_trained_with_hints(bb, monkeypatch, tmp_path):
+    """A grounder whose settings say it was trained with hints (hint_k) gets the scorer's best
+    hint_k candidates written into its grounding question in fused mode, in crop time for crops;
+    never in the existence question, never with hint="off", never in llm mode (no scorer)."""
+    from grounding.prompts import HINT_INTRO, format_hint
+
+    monkeypatch.setattr(bb, "settings", {**bb.settings, "hint_k": 2})
+    script = {("exist", DOG): "Yes.", ("ground", DOG): "From 1.20 seconds to 2.60 seconds."}
+    truth = {DOG: [(1.2, 2.6), (4.0, 4.4)]}
+    p, eng = pipe(bb, "fused", script, truth, absent_below=0.0)
+    a = p.ask(WAVE, DOG)
+    cands = p.scorer.candidates(p.scorer.embed(WAVE), DOG, k=3)
+    exist_q, ground_q = eng.questions
+    assert HINT_INTRO not in exist_q
+    # right after the query, right before where the answer starts
+    assert ground_q.endswith(f"{DOG}\n" + format_hint([(s, e) for s, e, _ in cands[:2]]) + p.interleaver.format.after_query)
+    assert a.thresholds["hint"] == "auto" and [(w.start, w.end) for w in a.windows] == [(1.2, 2.6)]
+    off, eng_off = pipe(bb, "fused", script, truth, absent_below=0.0, hint="off")
+    off.ask(WAVE, DOG)
+    llm, eng_llm = pipe(bb, "llm", script)
+    llm.ask(WAVE, DOG)
+    assert not any(HINT_INTRO in q for q in eng_off.questions + eng_llm.questions)
+    with pytest.raises(ValueError, match="hint"):
+        PipelineConfig(hint="always")
+    # a crop: the candidate in the crop's own time
+    path = tmp_path / "long.flac"
+    save_audio(path, tone_clip(20.0, [(12.0, 13.0, 1000)]), 16000)
+    crop, eng_crop = pipe(bb, "fused", script, {DOG: [(12.0, 13.0)]}, top_k=1, snap_iou=None, crop_seconds=4.0)
+    eng_crop.max_positions = 500
+    (c0, _), = crop.ask(path, DOG).raw["crops"]
+    (s, e, _), = crop.scorer.candidates(crop.scorer.embed(path), DOG, k=1)
+    assert format_hint([(s - c0, e - c0)]) in eng_crop.questions[-1]

@@ -89,3 +89,38 @@ def test_paraphrase_augmentation_uses_train_wordings_only():
     assert seen <= set(vocabulary.train_wordings("dog growling")) and len(seen) > 1
     assert not seen & set(vocabulary.test_wordings("dog growling"))
     assert [e.query for e in q.examples(rng=rng, paraphrase_prob=0.0)] == ["dog growling", "dog growling", "pig oinking"]
+
+
+def test_hint_text_and_where_it_goes():
+    from grounding.prompts import HINT_INTRO, format_hint
+
+    assert format_hint([(9.72, 11.12), (1.924, 4.126)]) == (
+        f"{HINT_INTRO} From 9.72 seconds to 11.12 seconds. From 1.92 seconds to 4.13 seconds.")  # best first
+    assert format_hint([]) == f"{HINT_INTRO} none."
+    fmt = PromptFormat(query_suffix="<|query|>")
+    plain = fmt.question("ground", "dog barking")
+    assert plain == fmt.question("ground", "dog barking", None) and HINT_INTRO not in plain
+    hinted = fmt.question("ground", "dog barking", [(1.0, 2.5)])
+    # the query (and its soft token) first, then the hint, then where the answer starts
+    assert hinted == plain.replace("<|query|>\nAnswer: ",
+                                   f"<|query|>\n{HINT_INTRO} From 1.00 seconds to 2.50 seconds.\nAnswer: ")
+
+
+def test_attach_hints_gives_grounding_questions_their_candidates(toy_manifest):
+    from grounding.data import attach_hints
+
+    exs = [ex for q in quadruplets(toy_manifest, split=None, rng=random.Random(0)) for ex in q.examples()]
+    calls = []
+
+    def cands(audio, query):
+        calls.append((audio, query))
+        return [(len(query), len(query) + 1.5)]
+
+    attach_hints(exs, cands)
+    ground = [e for e in exs if e.stage == "ground"]
+    assert ground and all(e.hint == [(len(e.query), len(e.query) + 1.5)] for e in ground)
+    assert all(e.hint is None for e in exs if e.stage == "exist")
+    assert sorted(calls) == sorted((e.audio, e.query) for e in ground)
+    assert ground[0].to_dict()["hint"] == [[len(ground[0].query), len(ground[0].query) + 1.5]]
+    attach_hints(exs, cands, drop=1.0)
+    assert all(e.hint is None for e in exs)

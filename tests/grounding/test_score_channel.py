@@ -103,3 +103,29 @@ def test_pipeline_builds_one_prefix_per_query(sc_dir):
     alone = [pipe.ask(wave, q) for q in queries]
     assert [a.raw for a in together] == [a.raw for a in alone]
     assert [a.probe for a in together] == [a.probe for a in alone]
+
+
+def test_training_with_scorer_hints(sc_dir, toy_manifest, tmp_path):
+    """hint_scorer: every grounding question carries that scorer's top candidates (as the pipeline
+    computes them), the trained checkpoint says so (settings hint_k), and the pipeline then hints."""
+    import random
+
+    from contrastive.scorer import Scorer
+    from grounding.train import TrainConfig, build_examples, train
+
+    scorer_dir = sc_dir.parent / "scorer"
+    cfg = TrainConfig(backbone=str(sc_dir), output_dir=str(tmp_path / "run"), lora=False, lr=3e-3,
+                      sources=[{"manifest": str(toy_manifest)}], max_steps=1, batch_size=2,
+                      hint_scorer=str(scorer_dir), hint_k=2)
+    exs = build_examples(cfg, random.Random(cfg.seed))
+    scorer = Scorer.from_pretrained(scorer_dir)
+    ground = [e for e in exs if e.stage == "ground"]
+    assert ground and all(e.hint is None for e in exs if e.stage == "exist")
+    for e in ground[:3]:
+        want = [(a, b) for a, b, _ in scorer.candidates(scorer.embed(e.audio), e.query, k=2)]
+        assert e.hint == want
+    out = train(cfg)
+    bb = load_backbone(out / "merged")
+    assert bb.settings["hint_k"] == 2
+    with pytest.raises(ValueError, match="hint_k"):
+        TrainConfig(backbone="x", output_dir="y", sources=[{"manifest": "m"}], hint_k=0)
