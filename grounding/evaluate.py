@@ -66,7 +66,7 @@ class GrounderPredictor:
             key = query if self.bb.query_conditioned_audio else None
             if key not in embedded:
                 with torch.no_grad():
-                    embedded[key] = self.bb.embed_audio(feats, query)
+                    embedded[key] = self.bb.project_audio(feats, query)
             return embedded[key]
 
         texts, bad = {}, {}

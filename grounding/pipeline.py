@@ -495,7 +495,7 @@ class Pipeline:
             if self._features is None or self._features[0] is not wave:
                 self._features = (wave, bb.audio_features(wave))
             with torch.no_grad():
-                audio = bb.embed_audio(self._features[1], query)
+                audio = bb.project_audio(self._features[1], query)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
         timings["encode_ms"] = round(timings.get("encode_ms", 0.0) + _ms(t0), 1)  # summed over crops

@@ -191,7 +191,7 @@ def make_batch(examples, backbone, interleaver, cache, *, padding_side: str = "r
 
     from .prompts import clean_query
 
-    audio = [backbone.embed_audio(cache(e.audio), clean_query(e.query)) for e in examples]
+    audio = [backbone.project_audio(cache(e.audio), clean_query(e.query)) for e in examples]
     seqs = [interleaver.sequence(a.shape[0], e.stage, e.query, e.answer, hint=e.hint) for e, a in zip(examples, audio)]
     return collate(seqs, audio, backbone, padding_side=padding_side)
 

@@ -58,8 +58,9 @@ class Backbone(abc.ABC):
         """
 
     @abc.abstractmethod
-    def project_audio(self, features) -> "torch.Tensor":
-        """[T, D] encoder features -> [T, H] embeddings in the LLM's input space."""
+    def project_audio(self, features, query: str | None = None) -> "torch.Tensor":
+        """[T, D] encoder features -> [T, H] embeddings in the LLM's input space. ``query`` is
+        read only by backbones whose audio tokens depend on it (``query_conditioned_audio``)."""
 
     # True when the audio embeddings depend on the query (the embedded default's score channel):
     # the audio prefix is then built per query, not once per file
@@ -71,11 +72,7 @@ class Backbone(abc.ABC):
         import torch
 
         with torch.no_grad():
-            return self.embed_audio(self.audio_features(wave_16k), query)
-
-    def embed_audio(self, features, query: str | None = None) -> "torch.Tensor":
-        """``project_audio`` with the query passed along to backbones that condition on it."""
-        return self.project_audio(features, query=query) if self.query_conditioned_audio else self.project_audio(features)
+            return self.project_audio(self.audio_features(wave_16k), query)
 
     def embed_text(self, ids, query=None) -> "torch.Tensor":
         """Token ids [..., L] -> input embeddings [..., L, H].

@@ -128,7 +128,7 @@ class WhisperLLMBackbone(Backbone):
                              f"{1 / self.frames_per_second:.2f} s audio frame")
         return feats
 
-    def project_audio(self, features):
+    def project_audio(self, features, query: str | None = None):
         p = self.projector
         return p(features.to(next(p.parameters()).dtype)).to(self.dtype)
 
