@@ -5,7 +5,9 @@
 # projectors on the long-form and needle train splits:
 #   1. existence questions only (STEPS1): a from-scratch LM first collapses to the answer prior
 #      and ignores its input; on existence alone it starts reading the evidence within ~100 steps;
-#   2. existence + grounding (STEPS2), from stage 1's weights.
+#   2. existence + grounding (STEPS2), from stage 1's weights;
+#   3. existence + grounding with hints (STEPS3): the grounding questions carry the scorer's top-3
+#      candidate windows as text, so localisation becomes a short-range copy (20 % without a hint).
 #
 #   SCORER=contrastive/default LONG=.../longform/train.jsonl NEEDLE=.../needle500/train.jsonl \
 #       bash scripts/train_embedded_grounder.sh
@@ -17,12 +19,16 @@ NEEDLE=${NEEDLE:?set NEEDLE to the needle manifest}
 INIT=${INIT:-runs/embedded-init}
 OUT=${OUT:-runs/embedded-grounder}
 STEPS1=${STEPS1:-300}
-STEPS2=${STEPS2:-600}
+STEPS2=${STEPS2:-650}
+STEPS3=${STEPS3:-400}
 CONFIG1=${CONFIG1:-grounding/configs/train_embedded_exist.json}
-CONFIG2=${CONFIG2:-grounding/configs/train_embedded.json}  # ablation: both configs with "interleave": false
+CONFIG2=${CONFIG2:-grounding/configs/train_embedded.json}  # ablation: the configs with "interleave": false
+CONFIG3=${CONFIG3:-grounding/configs/train_embedded_hint.json}
 earmark grounding init-embedded --encoder "$SCORER" --out "$INIT" --config grounding/configs/embedded_arch.json \
     --manifest "$LONG" --manifest "$NEEDLE"
 earmark grounding train "$CONFIG1" --backbone "$INIT" --output-dir "$OUT-exist" \
     --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS1"
-earmark grounding train "$CONFIG2" --backbone "$OUT-exist/merged" --output-dir "$OUT" \
+earmark grounding train "$CONFIG2" --backbone "$OUT-exist/merged" --output-dir "$OUT-ground" \
     --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS2"
+earmark grounding train "$CONFIG3" --backbone "$OUT-ground/merged" --output-dir "$OUT" \
+    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS3" --hint-scorer "$SCORER"
