@@ -84,7 +84,7 @@ def load_grounder(path, *, device=None):
         raise MissingModelError(f"grounder {path}: its base {s['base']!r} could not be loaded ({exc})") from None
     bb.model = PeftModel.from_pretrained(bb.model, str(p)).merge_and_unload()
     bb.model.eval()
-    bb.settings = {k: s[k] for k in ("granularity", "interleave", "prompt_format") if k in s}
+    bb.settings = {k: s[k] for k in ("granularity", "interleave", "prompt_format", "hint_k") if k in s}
     return bb
 
 

@@ -141,7 +141,8 @@ def test_grounder_dirs_and_lora_adapter(tiny_dirs, tmp_path):
                 p.normal_(0, 0.5)  # a trained-looking adapter (B is zero at init)
     run = tmp_path / "run"
     peft.save_pretrained(str(run / "adapter"))
-    settings = {"granularity": 2.0, "interleave": True, "kind": "qwen2-audio", "base": str(tiny_dirs["qwen2-audio"])}
+    settings = {"granularity": 2.0, "interleave": True, "hint_k": 3, "kind": "qwen2-audio",
+                "base": str(tiny_dirs["qwen2-audio"])}
     (run / "adapter" / "grounder_settings.json").write_text(json.dumps(settings))
     assert resolve_grounder_dir(run) == run / "adapter"
     bb.model = peft.merge_and_unload()
@@ -149,7 +150,7 @@ def test_grounder_dirs_and_lora_adapter(tiny_dirs, tmp_path):
     bb.save_pretrained(run / "merged")
     assert resolve_grounder_dir(run) == run / "merged"
     a = load_grounder(run / "adapter")
-    assert a.settings["granularity"] == 2.0
+    assert a.settings["granularity"] == 2.0 and a.settings["hint_k"] == 3  # how it was trained to be asked
     m = load_grounder(run / "merged")
     for x, y in zip(a.model.state_dict().values(), m.model.state_dict().values()):
         torch.testing.assert_close(x, y)
