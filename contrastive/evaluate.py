@@ -120,15 +120,21 @@ def fit_existence_calibration(scorer, manifest: str | Path, *, split: str | None
             "frame_threshold": best[1], "frame_f1": best[0]}
 
 
+CANDIDATE_RELS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
+
+
 def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *, keep_positives: float = 0.95,
-                            progress: bool = True) -> dict:
+                            progress: bool = True, rels=CANDIDATE_RELS) -> dict:
     """The existence decisions that travel with a checkpoint, chosen on held-out positive and
     negative queries (e.g. the needle val split):
 
     * ``exists_threshold``: the ``exists`` probability above which the scorer alone says "yes"
       (the best existence F1 on these queries; ties go to the higher threshold);
     * ``absent_below``: the highest threshold that still keeps ``keep_positives`` of the positive
-      queries above it, so a veto below it is rarely wrong (the grounder's verifier).
+      queries above it, so a veto below it is rarely wrong (the grounder's verifier);
+    * ``candidate_rel``: how far candidate windows grow around their peak (``Scorer.candidates``),
+      the one of ``rels`` whose best candidate has the highest mean IoU with the true windows of
+      the positive queries (ties go to the larger value).
 
     The calibrated probability reflects the base rate of the data it was fitted on; these
     thresholds reflect the queries the product is asked, hence a separate, query-level fit."""
@@ -145,12 +151,19 @@ def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *
     by_audio: dict[str, list] = {}
     for q in qs:
         by_audio.setdefault(q.audio_id, []).append(q)
+    from eval.metrics import iou
+
     p, y = [], []
+    ious = {float(r): [] for r in rels}
     for aid, group in tqdm(by_audio.items(), desc="decision thresholds", disable=not progress):
         emb = scorer.embed(resolve_audio(manifest, recs[aid]))
         for q in group:
             p.append(scorer.exists(emb, q.query))
             y.append(not q.negative)
+            if not q.negative and q.windows:
+                for r in ious:
+                    a, b, _ = scorer.candidates(emb, q.query, k=1, rel=r)[0]
+                    ious[r].append(iou([(a, b)], [tuple(w) for w in q.windows]))
     p, y = np.asarray(p), np.asarray(y, dtype=bool)
     if y.all() or not y.any():
         raise ValueError(f"{queries}: needs both positive and negative queries to choose thresholds")
@@ -161,6 +174,9 @@ def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *
         f1 = 2 * tp / max(1, pred.sum() + y.sum())
         best = max(best, (float(f1), float(thr)))
     keep = float(np.quantile(p[y], 1.0 - keep_positives))
+    mean_iou = {r: float(np.mean(v)) for r, v in ious.items() if v}
+    rel = max(mean_iou, key=lambda r: (round(mean_iou[r], 6), r)) if mean_iou else 0.5
     return {"exists_threshold": best[1], "exists_f1": round(best[0], 4), "absent_below": round(keep, 4),
+            "candidate_rel": rel, "candidate_top1_iou": {str(r): round(v, 4) for r, v in mean_iou.items()},
             "keep_positives": keep_positives, "n_positive": int(y.sum()), "n_negative": int((~y).sum()),
             "auroc": auroc(p, y.astype(np.float64)), "queries": str(queries)}

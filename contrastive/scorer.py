@@ -80,7 +80,7 @@ class Scorer:
 
     def __init__(self, model, *, window: float = 10.0, hop: float = 5.0, median_seconds: float = 0.28,
                  threshold: float = 0.5, batch_windows: int = 8, num_threads: int | None = None,
-                 exists_threshold: float = 0.5, absent_below: float = 0.1):
+                 exists_threshold: float = 0.5, absent_below: float = 0.1, candidate_rel: float = 0.5):
         if not 0 < hop <= window:
             raise ValueError(f"hop={hop}: must be in (0, window={window}]")
         if not 0.0 < threshold < 1.0:
@@ -95,6 +95,11 @@ class Scorer:
         # grounder's verifier, veto below absent_below (chosen on held-out queries, see
         # evaluate.fit_decision_thresholds; stored under inference.decision)
         self.exists_threshold, self.absent_below = float(exists_threshold), float(absent_below)
+        if not 0.0 < candidate_rel <= 1.0:
+            raise ValueError(f"candidate_rel={candidate_rel}: must be in (0, 1]")
+        # how far a candidate window grows around its peak (score >= candidate_rel x peak); chosen on
+        # held-out queries with the decisions (inference.decision), 0.5 for older checkpoints
+        self.candidate_rel = float(candidate_rel)
         self.batch_windows = batch_windows
         self.num_threads = num_threads
         self.sr = model.config.audio.sample_rate
@@ -116,7 +121,7 @@ class Scorer:
         inf = dict(meta.get("inference") or {})
         model.existence_calibration = inf.pop("existence_calibration", None)
         decision = inf.pop("decision", None) or {}
-        inf.update({k: decision[k] for k in ("exists_threshold", "absent_below") if k in decision})
+        inf.update({k: decision[k] for k in ("exists_threshold", "absent_below", "candidate_rel") if k in decision})
         inf.update(kw)
         return cls(model, **inf)
 
@@ -254,14 +259,16 @@ class Scorer:
                     out.append(DetectedEvent(ph, s, e, float(sm[k, a:b].max())))
         return sorted(out, key=lambda e: (e.start, e.phrase))
 
-    def candidates(self, audio, phrase: str, k: int = 5, *, rel: float = 0.5,
+    def candidates(self, audio, phrase: str, k: int = 5, *, rel: float | None = None,
                    min_width: float = 0.5) -> list[tuple[float, float, float]]:
         """Top-``k`` windows ``(start, end, score)``, best first: greedy peak picking on the
-        smoothed curve, each window grown while the score stays above ``rel`` x its peak, then
-        suppressed so the next pick is elsewhere. Always returns min(k, possible) windows, even
-        when every score is low (the caller decides what is worth a look)."""
+        smoothed curve, each window grown while the score stays above ``rel`` x its peak
+        (default: the checkpoint's ``candidate_rel``), then suppressed so the next pick is
+        elsewhere. Always returns min(k, possible) windows, even when every score is low (the
+        caller decides what is worth a look)."""
         if k <= 0:
             raise ValueError(f"k={k}: must be positive")
+        rel = self.candidate_rel if rel is None else float(rel)
         fs = self.frame_scores(audio, [phrase])
         sm = self.smoothed(fs)[0].astype(np.float64)
         live = sm.copy()

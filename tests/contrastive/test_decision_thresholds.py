@@ -21,6 +21,11 @@ class TableScorer:
     def exists(self, emb, query):
         return self.table[(emb, query)]
 
+    def candidates(self, emb, query, k, rel):
+        # a triangular bump of half-width 1 s peaking at 1.5 s: above rel x peak for (1 - rel) s each side
+        h = 1.0 - rel
+        return [(1.5 - h, 1.5 + h, 0.9)]
+
 
 def _data(tmp_path, probs):
     recs = [ManifestRecord(f"a{i}", f"a{i}.flac", 10.0, [], split="val") for i in range(len(probs))]
@@ -42,6 +47,10 @@ def test_thresholds_by_hand(tmp_path):
     # keep 75 % of positives above absent_below: the 25 % quantile of the positives
     assert d["absent_below"] == pytest.approx(0.0475, abs=1e-4)
     assert (d["n_positive"], d["n_negative"]) == (4, 4) and d["auroc"] == pytest.approx(14 / 16)  # 0.05 and 0.04 lose to the 0.10 negative
+    # candidate windows vs the true (1, 2): rel 0.5 grows exactly onto it; rel 0.2 gives (0.7, 2.3), IoU 1/1.6
+    assert d["candidate_rel"] == 0.5
+    assert d["candidate_top1_iou"]["0.5"] == pytest.approx(1.0) and d["candidate_top1_iou"]["0.2"] == pytest.approx(0.625)
+    assert d["candidate_top1_iou"]["0.6"] == pytest.approx(0.8)  # (1.1, 1.9)
 
 
 def test_needs_both_kinds_and_known_audio(tmp_path):
@@ -62,10 +71,16 @@ def test_stored_thresholds_are_what_the_scorer_loads(tmp_path):
     ck = tmp_path / "ck"
     shutil.copytree(DEFAULT_DIR, ck)
     meta = json.loads((ck / "config.json").read_text())
-    meta.setdefault("inference", {})["decision"] = {"exists_threshold": 0.07, "absent_below": 0.02}
+    meta.setdefault("inference", {})["decision"] = {"exists_threshold": 0.07, "absent_below": 0.02, "candidate_rel": 0.3}
     (ck / "config.json").write_text(json.dumps(meta))
     s = Scorer.from_pretrained(ck)
-    assert (s.exists_threshold, s.absent_below) == (0.07, 0.02)
+    assert (s.exists_threshold, s.absent_below, s.candidate_rel) == (0.07, 0.02, 0.3)
+    import numpy as np
+
+    y = np.sin(np.linspace(0, 300, 16000 * 4)).astype(np.float32) * np.linspace(0, 1, 16000 * 4, dtype=np.float32)
+    assert s.candidates(y, "a tone", k=2) == s.candidates(y, "a tone", k=2, rel=0.3)
+    with pytest.raises(ValueError, match="candidate_rel"):
+        Scorer.from_pretrained(ck, candidate_rel=0.0)
     assert Scorer.from_pretrained(ck, exists_threshold=0.3).exists_threshold == 0.3
     with pytest.raises(ValueError, match="exists_threshold"):
         Scorer.from_pretrained(ck, exists_threshold=1.5)
