@@ -58,6 +58,7 @@ class CurveScorer(Scorer):
         self.window, self.hop, self.median_seconds, self.threshold = 10.0, 5.0, 0.28, 0.5
         self.batch_windows, self.num_threads, self._cache = 8, None, {}
         self.existence_calibration = None
+        self.candidate_rel = 0.5  # what Scorer.__init__ would set (it is not called)
         self.embedded = 0
 
     def embed(self, audio, *, name=None, progress=False):
