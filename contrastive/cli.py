@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--limit", type=int, default=200)
     c.add_argument("--window", type=float, default=10.0, help="inference window (s)")
     c.add_argument("--hop", type=float, default=5.0, help="inference hop (s)")
-    d = sub.add_parser("thresholds", help="choose the existence decisions (exists_threshold, absent_below) on "
-                                          "held-out positive/negative queries; store them in config.json")
+    d = sub.add_parser("thresholds", help="choose the decisions (exists_threshold, absent_below, candidate_rel) "
+                                          "on held-out positive/negative queries; store them in config.json")
     d.add_argument("model", help="checkpoint dir (modified in place)")
     d.add_argument("queries", help="held-out queries JSONL with negatives (e.g. needle val.queries.jsonl)")
     d.add_argument("--manifest", required=True, help="the manifest the queries' audio ids come from")

@@ -162,8 +162,8 @@ def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *
             y.append(not q.negative)
             if not q.negative and q.windows:
                 for r in ious:
-                    a, b, _ = scorer.candidates(emb, q.query, k=1, rel=r)[0]
-                    ious[r].append(iou([(a, b)], [tuple(w) for w in q.windows]))
+                    top = scorer.candidates(emb, q.query, k=1, rel=r)
+                    ious[r].append(iou([tuple(top[0][:2])], [tuple(w) for w in q.windows]) if top else 0.0)
     p, y = np.asarray(p), np.asarray(y, dtype=bool)
     if y.all() or not y.any():
         raise ValueError(f"{queries}: needs both positive and negative queries to choose thresholds")
