@@ -194,9 +194,10 @@ class PatchEncoder(nn.Module):
         """Masked-patch reconstruction MSE (normalised per patch), on masked patches only."""
         if self.cfg.mask_ratio <= 0:
             raise ValueError("audio.mask_ratio must be > 0 to compute an MAE loss")
-        patches = self._patches(mel).flatten(1, 2)                        # [B, N, P]
+        grid = self._patches(mel)                                          # [B, Fp, T, P]
+        patches = grid.flatten(1, 2)                                       # [B, N, P]
         B, N, P = patches.shape
-        tok = self._tokens(self._patches(mel))
+        tok = self._tokens(grid)
         n_keep = max(1, int(N * (1 - self.cfg.mask_ratio)))
         order = torch.rand(B, N, device=mel.device).argsort(dim=1)
         keep, masked = order[:, :n_keep], order[:, n_keep:]
@@ -204,7 +205,7 @@ class PatchEncoder(nn.Module):
         enc = self.norm(self.encoder(vis))
         full = self.mask_token.expand(B, N, -1).clone()
         full.scatter_(1, keep[..., None].expand(-1, -1, enc.shape[-1]), enc)
-        pos = self._tokens(torch.zeros_like(self._patches(mel))) - self.embed.bias  # positions only
+        pos = self._tokens(torch.zeros_like(grid)) - self.embed.bias      # positions only
         rec = self.recon(self.decoder(full + pos))
         target = (patches - patches.mean(-1, keepdim=True)) / (patches.std(-1, keepdim=True) + 1e-5)
         idx = masked[..., None].expand(-1, -1, P)

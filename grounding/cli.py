@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--backbone", help="override backbone (path or hub id)")
     t.add_argument("--hint-scorer", help="override hint_scorer: scorer checkpoint whose candidates are written "
                                          "into grounding questions ('default': the package's)")
+    t.add_argument("--no-interleave", action="store_true",
+                   help="leave the timestamps out of the audio tokens (the paper's Table 7 ablation)")
     t.add_argument("--deepspeed", help="DeepSpeed JSON config (grounding/configs/zero2.json, zero3.json)")
     t.add_argument("--source", action="append", default=None, metavar="MANIFEST[:WEIGHT]",
                    help="replace the config's sources (repeatable), e.g. --source short.jsonl:1 --source long.jsonl:2")
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             sources = [_source(s) for s in args.source] if args.source else None
             cfg = TrainConfig.from_json(args.config, output_dir=args.output_dir, max_steps=args.max_steps,
                                         backbone=args.backbone, deepspeed=args.deepspeed, sources=sources,
-                                        hint_scorer=args.hint_scorer)
+                                        hint_scorer=args.hint_scorer,
+                                        interleave=False if args.no_interleave else None)
         except (ValueError, FileNotFoundError) as exc:
             print(f"earmark grounding train: {exc}", file=sys.stderr)
             return 2

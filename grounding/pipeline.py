@@ -160,12 +160,14 @@ class Answer:
     thresholds: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     probe: dict | None = None           # stage 2 asked after a "no" (probe_ground)
+    p_llm: float | None = None          # the LLM's P("Yes") against P("No") at stage 1 (None: not asked)
     curve: tuple | None = field(default=None, repr=False)  # (times [T], probs [T]); not serialised
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "curve"}
         d["windows"] = [w.to_list() for w in self.windows]
         d["score"] = None if self.score is None else round(float(self.score), 4)
+        d["p_llm"] = None if self.p_llm is None else round(float(self.p_llm), 4)
         return d
 
     def answer_text(self) -> str:
@@ -462,7 +464,7 @@ class Pipeline:
             score = self._score_of(p_llm[i], s, said.get(i), decided[i])
             answers.append(Answer(q, yes[i], windows, score, self.config.mode, decided[i], status, duration, raw=raw,
                                   llm_status=llm_status, scorer=_scorer_report(s) if s else None, probe=probe,
-                                  curve=s["curve"] if s else None))
+                                  curve=s["curve"] if s else None, p_llm=p_llm[i]))
         return answers
 
     def _hint(self, sc, i: int, crop: tuple[float, float] | None = None):
@@ -604,7 +606,7 @@ class Pipeline:
             score = self._score_of(p_llm, s, llm_yes if ex else None, decided)
             answers.append(Answer(q, yes, windows, score, "fused", decided, status, duration, raw=raw,
                                   llm_status={"exist": st_exist, "ground": st_ground}, scorer=_scorer_report(s),
-                                  curve=s["curve"]))
+                                  curve=s["curve"], p_llm=p_llm))
         return answers
 
     def _check_context(self, duration: float, name: str, n_positions: int | None = None) -> None:

@@ -22,13 +22,15 @@ STEPS1=${STEPS1:-300}
 STEPS2=${STEPS2:-650}
 STEPS3=${STEPS3:-400}
 CONFIG1=${CONFIG1:-grounding/configs/train_embedded_exist.json}
-CONFIG2=${CONFIG2:-grounding/configs/train_embedded.json}  # ablation: the configs with "interleave": false
+CONFIG2=${CONFIG2:-grounding/configs/train_embedded.json}
 CONFIG3=${CONFIG3:-grounding/configs/train_embedded_hint.json}
+# NO_INTERLEAVE=1: the same recipe without timestamps in the audio tokens (the paper's Table 7 ablation)
+ABL=${NO_INTERLEAVE:+--no-interleave}
 earmark grounding init-embedded --encoder "$SCORER" --out "$INIT" --config grounding/configs/embedded_arch.json \
     --manifest "$LONG" --manifest "$NEEDLE"
 earmark grounding train "$CONFIG1" --backbone "$INIT" --output-dir "$OUT-exist" \
-    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS1"
+    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS1" $ABL
 earmark grounding train "$CONFIG2" --backbone "$OUT-exist/merged" --output-dir "$OUT-ground" \
-    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS2"
+    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS2" $ABL
 earmark grounding train "$CONFIG3" --backbone "$OUT-ground/merged" --output-dir "$OUT" \
-    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS3" --hint-scorer "$SCORER"
+    --source "$LONG:1" --source "$NEEDLE:1" --max-steps "$STEPS3" --hint-scorer "$SCORER" $ABL

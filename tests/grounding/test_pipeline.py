@@ -33,6 +33,7 @@ def test_llm_two_stages(bb):
     a, b = p.ask_many(WAVE, [DOG, CAT])
     assert (a.exists, [(w.start, w.end) for w in a.windows], a.status, a.decided_by) == (True, [(1.0, 2.5)], "strict", "llm")
     assert a.windows[0].confidence == pytest.approx(0.8) and a.score == pytest.approx(0.8)
+    assert a.p_llm == pytest.approx(0.8) and a.to_dict()["p_llm"] == pytest.approx(0.8)  # kept for fusion studies
     assert (b.exists, b.windows, b.raw) == (False, [], {"exist": "No.", "ground": None})
     # stage 2 only after "yes"; the audio prefix prepared once for both queries and both stages
     assert eng.asked == [("exist", DOG), ("exist", CAT), ("ground", DOG)]
@@ -79,6 +80,7 @@ def test_verifier_skip_and_overrule(bb):
     p, eng = pipe(bb, "fused", script, truth, verifier="skip", absent_below=0.2)
     dog, cat = p.ask_many(WAVE, [DOG, CAT])
     assert (cat.exists, cat.decided_by, cat.raw["exist"], cat.status) == (False, "scorer-veto", None, "strict")
+    assert cat.p_llm is None  # never asked
     assert ("exist", CAT) not in eng.asked  # skipped: the LLM was never asked
     assert cat.thresholds["absent_below"] == 0.2 and cat.scorer["p_exists"] < 0.2
     # candidate generator: the LLM's 1-3 s window takes the scorer's finer boundaries
@@ -236,6 +238,7 @@ def test_fused_long_audio_asks_about_scorer_crops(bb, tmp_path):
     (a, b), = dog.raw["crops"]
     assert b - a == pytest.approx(4.0) and a < 12.0 and b > 13.0  # the crop holds the scorer's candidate
     assert dog.exists and [(w.start, w.end) for w in dog.windows] == [(pytest.approx(a + 1.0), pytest.approx(a + 2.0))]
+    assert dog.p_llm == pytest.approx(0.8) and cat.p_llm is None
     assert (cat.exists, cat.decided_by, cat.raw["crops"]) == (False, "scorer-veto", [])  # vetoed: never asked
     assert eng.prepared and max(eng.prepared) < 500 and ("exist", CAT) not in eng.asked
     wave = tone_clip(20.0, [(12.0, 13.0, 1000)])

@@ -161,3 +161,23 @@ def test_stages_select_the_instruction_examples(toy_manifest, tmp_path):
     assert kinds(["exist"]) == {"exist"} and kinds(["ground"]) == {"ground"} and kinds(["exist", "ground"]) == {"exist", "ground"}
     with pytest.raises(ValueError, match="stages"):
         TrainConfig(backbone="x", output_dir=str(tmp_path), sources=[{"manifest": str(toy_manifest)}], stages=["answer"])
+
+
+def test_train_cli_no_interleave_is_saved_and_used(compact_dirs, toy_manifest, tmp_path):
+    """--no-interleave (the Table 7 ablation) trains without timestamps, and the checkpoint says
+    so: the pipeline then prompts it without them too."""
+    from grounding.cli import main
+    from grounding.pipeline import interleaver_for
+
+    kind = KINDS[0]
+    out = tmp_path / "run"
+    cfg = write_config(tmp_path / "cfg.json", backbone=str(compact_dirs[kind]), output_dir=str(out),
+                       sources=[{"manifest": str(toy_manifest), "weight": 1.0}], max_steps=1, batch_size=2)
+    assert main(["train", cfg, "--no-interleave"]) == 0
+    assert json.loads((out / "train_config.json").read_text())["interleave"] is False
+    merged = load_backbone(out / "merged")
+    assert merged.settings["interleave"] is False
+    il = interleaver_for(merged)
+    ids, _ = il.prefix(50)
+    assert "timestamp" not in merged.tokenizer.decode(ids)
+    assert "timestamp" in merged.tokenizer.decode(interleaver_for(load_backbone(compact_dirs[kind])).prefix(50)[0])
