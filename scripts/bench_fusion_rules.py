@@ -25,7 +25,7 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
+from bench_fused_windows import add_split_args, ask_both, load_both  # its sibling: scripts/ is on sys.path
 
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 
@@ -36,33 +36,19 @@ def _logit(p: float) -> float:
 
 
 def collect(manifest: Path, queries: Path, grounder: str, scorer: str) -> list[dict]:
-    from tqdm import tqdm
-
-    from data_recipes.formats import ManifestRecord, QueryRecord, iter_jsonl, resolve_audio
-    from grounding.api import Grounder
-
-    fused = Grounder.from_pretrained(grounder=grounder, scorer=scorer, mode="fused", verifier="off", probe_ground=True)
-    alone = Grounder.from_pretrained(scorer=scorer, mode="scorer", scorer_threshold=0.0)
-    pipe = fused.pipeline
-    recs = {r.id: r for r in iter_jsonl(manifest, ManifestRecord)}
-    by_audio: dict[str, list] = {}
-    for q in iter_jsonl(queries, QueryRecord):
-        by_audio.setdefault(q.audio_id, []).append(q)
+    fused, alone = load_both(grounder, scorer)
     rows = []
-    for aid, qs in tqdm(by_audio.items(), desc="files"):
-        path = str(resolve_audio(manifest, recs[aid]))
-        texts = [q.query for q in qs]
-        for q, f, s in zip(qs, fused.ask_many(path, texts), alone.ask_many(path, texts)):
-            if f.exists:
-                llm_w = [(w.start, w.end) for w in f.windows]
-            else:  # stage 2 asked anyway: the windows it would have given, fused the same way
-                probe = [tuple(w) for w in (f.probe or {}).get("windows", [])]
-                sc = {"candidates": [tuple(c) for c in f.scorer["candidates"]], "curve": f.curve}
-                llm_w = [(w.start, w.end) for w in pipe._fuse_windows(probe, sc, f.p_llm)]
-            rows.append({"id": q.id, "audio_id": q.audio_id, "query": q.query, "negative": q.negative,
-                         "windows": [list(w) for w in q.windows], "p_scorer": s.score,  # unrounded
-                         "p_llm": f.p_llm, "llm_yes": f.exists, "llm_windows": llm_w,
-                         "scorer_windows": [(w.start, w.end) for w in s.windows]})
+    for q, f, s in ask_both(fused, alone, manifest, queries):
+        if f.exists:
+            llm_w = [(w.start, w.end) for w in f.windows]
+        else:  # stage 2 asked anyway: the windows it would have given, fused the same way
+            probe = [tuple(w) for w in (f.probe or {}).get("windows", [])]
+            sc = {"candidates": [tuple(c) for c in f.scorer["candidates"]], "curve": f.curve}
+            llm_w = [(w.start, w.end) for w in fused.pipeline._fuse_windows(probe, sc, f.p_llm)]
+        rows.append({"id": q.id, "audio_id": q.audio_id, "query": q.query, "negative": q.negative,
+                     "windows": [list(w) for w in q.windows], "p_scorer": s.score,  # unrounded
+                     "p_llm": f.p_llm, "llm_yes": f.exists, "llm_windows": llm_w,
+                     "scorer_windows": [(w.start, w.end) for w in s.windows]})
     return rows
 
 
@@ -107,10 +93,7 @@ def fit_joint(rows: list[dict], windows: str) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--manifest", required=True)
-    ap.add_argument("--queries", required=True)
-    ap.add_argument("--grounder", required=True)
-    ap.add_argument("--scorer", required=True)
+    add_split_args(ap)
     ap.add_argument("--rows", required=True, help="JSON cache of the per-query answers (made if missing)")
     ap.add_argument("--fit", help="rows JSON of the split the joint rule is fitted on (default: these rows)")
     args = ap.parse_args(argv)
