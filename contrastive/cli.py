@@ -156,10 +156,13 @@ def _calibrate(args) -> int:
     from .scorer import Scorer
 
     path = Path(args.model)
-    scorer = Scorer.from_pretrained(path, window=args.window, hop=args.hop)
+    kw = {k: v for k, v in (("median_seconds", args.median_seconds),
+                            ("exists_median_seconds", args.exists_median_seconds)) if v is not None}
+    scorer = Scorer.from_pretrained(path, window=args.window, hop=args.hop, **kw)
     cal = fit_existence_calibration(scorer, args.manifest, split=args.split, limit=args.limit)
     meta = json.loads((path / "config.json").read_text())
     meta["inference"] = {"window": args.window, "hop": args.hop, "median_seconds": scorer.median_seconds,
+                         "exists_median_seconds": scorer.exists_median_seconds,
                          "threshold": cal["frame_threshold"], "existence_calibration": cal}
     dump_json(meta, path / "config.json")
     print(json.dumps(meta["inference"], indent=2))
@@ -188,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--limit", type=int, default=200)
     c.add_argument("--window", type=float, default=10.0, help="inference window (s)")
     c.add_argument("--hop", type=float, default=5.0, help="inference hop (s)")
+    c.add_argument("--median-seconds", type=float, default=None,
+                   help="median filter of the frame scores before events and candidates "
+                        "(default: the checkpoint's, else 0.28; scripts/bench_postprocess.py compares lengths)")
+    c.add_argument("--exists-median-seconds", type=float, default=None,
+                   help="median filter before the existence peak (default: the checkpoint's, else "
+                        "--median-seconds)")
     d = sub.add_parser("thresholds", help="choose the decisions (exists_threshold, absent_below, candidate_rel) "
                                           "on held-out positive/negative queries; store them in config.json")
     d.add_argument("model", help="checkpoint dir (modified in place)")

@@ -149,6 +149,30 @@ class LossConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Training-time augmentation, all in the log-mel domain (cheap: the mels are cached). The
+    defaults are the recipe of sessions 1-4 (gain, crop, wordings); the rest is off unless set,
+    so older configs train exactly as before."""
+
+    gain: float = 1.5               # +- in natural-log power (1.5 ~ 6.5 dB), a constant per clip
+    wordings: bool = True           # show a random train wording of each label
+    mix_prob: float = 0.0           # chance of adding a second random clip (power sum, labels unioned)
+    mix_gain: float = 2.0           # the second clip is attenuated by U(0, mix_gain) (natural-log power)
+    stretch: float = 0.0            # time stretch by r in [1/(1+s), 1+s]; labels follow
+    freq_shift: int = 0             # roll the mel bands by up to +- this many bins (a crude pitch shift)
+    eq: float = 0.0                 # a random smooth spectral tilt of up to +- eq (natural-log power)
+    freq_masks: int = 0             # SpecAugment frequency masks per clip
+    freq_mask_width: int = 8        # ... each up to this many mel bands wide
+
+    def __post_init__(self):
+        for n in ("gain", "mix_prob", "mix_gain", "stretch", "eq", "freq_shift", "freq_masks", "freq_mask_width"):
+            if getattr(self, n) < 0:
+                raise ValueError(f"augment.{n}={getattr(self, n)}: must be >= 0")
+        if self.mix_prob > 1:
+            raise ValueError(f"augment.mix_prob={self.mix_prob}: must be <= 1")
+
+
+@dataclass
 class TrainConfig:
     """A training run. Manifest paths are relative to the config file unless absolute."""
 
@@ -169,7 +193,7 @@ class TrainConfig:
     num_threads: int = 2
     seed: int = 0
     num_workers: int = 0
-    augment: bool = True            # random gain, time shift, train wordings of labels
+    augment: Any = True             # true (gain, crop, wordings), false (none) or an AugmentConfig object
     n_clusters: int = 64            # phrase clusters for negative sampling when none are given
     max_train_clips: int | None = None
     half_precision_save: bool = False
@@ -178,6 +202,12 @@ class TrainConfig:
     def __post_init__(self):
         self.model = _from_dict(ModelConfig, self.model, "model")
         self.loss = _from_dict(LossConfig, self.loss, "loss")
+        if self.augment is True:
+            self.augment = AugmentConfig()
+        elif self.augment is not False and self.augment is not None:
+            self.augment = _from_dict(AugmentConfig, self.augment, "augment")
+        else:
+            self.augment = None
         if isinstance(self.train, str):
             self.train = [self.train]
         if not isinstance(self.train, list) or not all(isinstance(p, str) for p in self.train):

@@ -3,14 +3,16 @@
 Heterogeneous supervision (FineLAP §3.1): a record with ``events`` gives frame labels for its
 queries (and a caption if it has one); a caption-only record contributes to the clip loss only.
 Log-mels are computed once per clip and cached (float16 ``.npy`` keyed by manifest + settings),
-so a training step costs only the network. Augmentation: random gain (a constant in log-mel),
-random crop of clips longer than the window, and train wordings of the labels
-(``data_recipes.vocabulary``; test wordings are never used).
+so a training step costs only the network. Augmentation (:class:`.config.AugmentConfig`): random gain (a constant in log-mel),
+random crop of clips longer than the window, train wordings of the labels
+(``data_recipes.vocabulary``; test wordings are never used), and as options time stretch, mixing in a
+second clip, band shift, spectral tilt and frequency masks.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import torch
 from data_recipes.audio import AudioError, load_audio
 from data_recipes.formats import ManifestRecord, iter_jsonl, resolve_audio
 
-from .config import AudioConfig
+from .config import AudioConfig, AugmentConfig
 from .phrases import PhraseSampler
 
 
@@ -107,15 +109,22 @@ def load_clips(manifest: str | Path, cfg: AudioConfig, *, max_seconds: float = 3
 
 
 class Batcher:
-    """Random batches: mel [B, M, T0], captions, per-clip phrases [B][K], labels [B, K, T], mask."""
+    """Random batches: mel [B, M, T0], captions, per-clip phrases [B][K], labels [B, K, T], mask.
+
+    ``augment`` is an :class:`AugmentConfig` (``True``: its defaults; ``False``/``None``: off).
+    Setting ``.augment = False`` later switches it off (validation) without losing the settings.
+    """
 
     def __init__(self, clips: list[Clip], cfg: AudioConfig, sampler: PhraseSampler, n_phrases: int,
-                 wordings: dict[str, list[str]] | None = None, augment: bool = True, seed: int = 0):
+                 wordings: dict[str, list[str]] | None = None, augment: bool | AugmentConfig | None = True,
+                 seed: int = 0):
         if not clips:
             raise ValueError("Batcher: no clips to train on")
         self.clips, self.cfg, self.sampler, self.n = clips, cfg, sampler, n_phrases
-        self.wordings = wordings or {}
-        self.augment = augment
+        self.aug = AugmentConfig() if augment is True else (augment or None)
+        self.augment = self.aug is not None
+        self.wordings = (wordings or {}) if self.aug is None or self.aug.wordings else {}
+        self.framed = [c for c in clips if c.has_frames]      # what a mixed-in clip is drawn from
         self.rng = random.Random(seed)
         self.spec_per_s = cfg.sample_rate / cfg.hop_length
         self.T0 = int(round(cfg.window_seconds * self.spec_per_s)) // cfg.time_pool * cfg.time_pool
@@ -129,37 +138,82 @@ class Batcher:
     def set_state(self, s) -> None:
         self.rng.setstate(s)
 
-    def _crop(self, clip: Clip) -> tuple[np.ndarray, float]:
+    def _view(self, clip: Clip, rng: random.Random, crop_rng: random.Random) -> tuple[np.ndarray, float, float]:
+        """The window the model sees of ``clip``: mel [M, T0], the source time of its start, and its
+        frame rate in source time (``fps / r`` after a time stretch by r)."""
+        aug = self.aug if self.augment else None
         mel = clip.mel.astype(np.float32)
+        span = self.T0
+        if aug is not None and aug.stretch > 0:
+            r = math.exp(rng.uniform(-1.0, 1.0) * math.log1p(aug.stretch))
+            span = max(self.cfg.time_pool, int(round(self.T0 * r)))
         T = mel.shape[1]
-        if T > self.T0:
-            a = self.rng.randrange(T - self.T0 + 1) if self.augment else 0
-            return mel[:, a:a + self.T0], a / self.spec_per_s
-        out = np.full((mel.shape[0], self.T0), self.pad_value, dtype=np.float32)
-        out[:, :T] = mel
-        return out, 0.0
+        a = 0
+        if T > span:
+            a = crop_rng.randrange(T - span + 1) if aug is not None else 0
+            src = mel[:, a:a + span]
+        else:
+            src = np.full((mel.shape[0], span), self.pad_value, dtype=np.float32)
+            src[:, :T] = mel
+        if span != self.T0:         # linear interpolation along time onto the window's T0 frames
+            x = np.clip((np.arange(self.T0) + 0.5) * span / self.T0 - 0.5, 0, span - 1)
+            i0 = np.floor(x).astype(int)
+            i1 = np.minimum(i0 + 1, span - 1)
+            w = (x - i0).astype(np.float32)
+            src = src[:, i0] * (1 - w) + src[:, i1] * w
+        return src, a / self.spec_per_s, self.fps * self.T0 / span
+
+    def _colour(self, mel: np.ndarray, rng: random.Random) -> np.ndarray:
+        """Spectral augmentations (shift, tilt, masks): the same sound through another microphone."""
+        aug, M = self.aug, mel.shape[0]
+        if aug.freq_shift:
+            k = rng.randint(-aug.freq_shift, aug.freq_shift)
+            if k > 0:
+                mel = np.concatenate([np.repeat(mel[:1], k, 0), mel[:-k]], 0)
+            elif k < 0:
+                mel = np.concatenate([mel[-k:], np.repeat(mel[-1:], -k, 0)], 0)
+        if aug.eq:
+            f = np.linspace(0.0, 1.0, M, dtype=np.float32)[:, None]
+            mel = mel + sum(rng.uniform(-aug.eq, aug.eq) / k * np.cos(np.pi * k * f) for k in (1, 2, 3))
+        if aug.freq_masks:
+            mel = mel.copy()
+            fill = float(mel.mean())
+            for _ in range(aug.freq_masks):
+                w = rng.randint(0, min(aug.freq_mask_width, M - 1))
+                f0 = rng.randint(0, M - w)
+                mel[f0:f0 + w] = fill
+        return mel
 
     def make(self, clips: list[Clip], rng: random.Random | None = None) -> dict:
         rng = rng or self.rng
+        aug = self.aug if self.augment else None
         L = self.T0 // self.cfg.time_pool
         mels, captions, phrases, labels, masks = [], [], [], [], []
         for c in clips:
-            mel, offset = self._crop(c)
-            if self.augment:
-                mel = mel + rng.uniform(-1.5, 1.5)        # +-6.5 dB gain, a constant in log power
+            mel, offset, fps = self._view(c, rng, self.rng)
+            if aug is not None:
+                mel = mel + rng.uniform(-aug.gain, aug.gain)   # a gain is a constant in log power
+            views = [(c.events, offset, fps)]
+            if aug is not None and aug.mix_prob and c.has_frames and rng.random() < aug.mix_prob:
+                other = rng.choice(self.framed)
+                mel2, off2, fps2 = self._view(other, rng, rng)
+                mel = np.logaddexp(mel, mel2 - rng.uniform(0.0, aug.mix_gain))
+                views.append((other.events, off2, fps2))
+            if aug is not None:
+                mel = self._colour(mel, rng)
             mels.append(mel)
             captions.append(c.caption)
-            pos = list(dict.fromkeys(q for q, s, e in c.events))
+            pos = list(dict.fromkeys(q for evs, _, _ in views for q, s, e in evs))
             if not pos:
                 phrases.append([])
                 labels.append(np.zeros((self.n, L), np.float32))
                 masks.append(np.zeros(self.n, bool))
                 continue
-            lab = frame_labels(c.events, pos, L, self.fps, offset)
+            lab = np.max([frame_labels(evs, pos, L, f, o) for evs, o, f in views], axis=0)
             # a positive cropped out of the window would be a false positive label: drop it
             keep = [k for k in range(len(pos)) if lab[k].any()] or list(range(len(pos)))
             pos, lab = [pos[k] for k in keep], lab[keep]
-            shown = [rng.choice(self.wordings[p]) if self.augment and p in self.wordings else p for p in pos]
+            shown = [rng.choice(self.wordings[p]) if aug is not None and p in self.wordings else p for p in pos]
             ph, is_pos = self.sampler.fill(pos, self.n, rng)
             ph = shown + ph[len(pos):]
             full = np.zeros((self.n, L), np.float32)

@@ -86,7 +86,8 @@ def _platt(z: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]
 def fit_existence_calibration(scorer, manifest: str | Path, *, split: str | None = "val",
                               limit: int | None = 200, progress: bool = True) -> dict:
     """Platt-scale ``exists`` on held-out data: for every (clip, class of the manifest), the
-    peak smoothed frame score vs whether the class occurs in the clip. Returns {"a", "b", "n",
+    peak frame score (filtered by the scorer's ``exists_median_seconds``) vs whether the class
+    occurs in the clip. Returns {"a", "b", "n",
     "positive_rate", "auroc"} to store under ``inference.existence_calibration``."""
     from tqdm import tqdm
 
@@ -102,7 +103,7 @@ def fit_existence_calibration(scorer, manifest: str | Path, *, split: str | None
         sm = scorer.smoothed(fs)
         fr_s.append(sm.ravel())
         fr_l.append(frame_labels([(e.query, e.start, e.end) for e in r.events], classes, sm.shape[1], fs.fps).ravel())
-        peak = sm.max(axis=1).clip(1e-6, 1 - 1e-6)
+        peak = scorer.smoothed(fs, scorer.exists_median_seconds).max(axis=1).clip(1e-6, 1 - 1e-6)
         zs.append(np.log(peak / (1 - peak)))
         present = {e.query for e in r.events}
         ys.append(np.array([c in present for c in classes], dtype=np.float64))

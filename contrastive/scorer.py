@@ -80,14 +80,23 @@ class Scorer:
 
     def __init__(self, model, *, window: float = 10.0, hop: float = 5.0, median_seconds: float = 0.28,
                  threshold: float = 0.5, batch_windows: int = 8, num_threads: int | None = None,
-                 exists_threshold: float = 0.5, absent_below: float = 0.1, candidate_rel: float = 0.5):
+                 exists_threshold: float = 0.5, absent_below: float = 0.1, candidate_rel: float = 0.5,
+                 exists_median_seconds: float | None = None):
         if not 0 < hop <= window:
             raise ValueError(f"hop={hop}: must be in (0, window={window}]")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold={threshold}: must be in (0, 1)")
         self.model = model.eval()
         self.window, self.hop = float(window), float(hop)
+        # events and candidates want a long filter (it keeps an event in one piece), existence a
+        # short one (a long filter flattens the peak of a short event); None: one filter for all
+        if exists_median_seconds is None:
+            exists_median_seconds = median_seconds
+        for name, v in (("median_seconds", median_seconds), ("exists_median_seconds", exists_median_seconds)):
+            if not 0.0 <= v < float("inf"):
+                raise ValueError(f"{name}={v}: must be a finite number >= 0")
         self.median_seconds, self.threshold = float(median_seconds), float(threshold)
+        self.exists_median_seconds = float(exists_median_seconds)
         for name, v in (("exists_threshold", exists_threshold), ("absent_below", absent_below)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name}={v}: must be in [0, 1]")
@@ -299,7 +308,7 @@ class Scorer:
         queries by ``earmark contrastive thresholds``), not 0.5: the calibration reflects the base
         rate of the data it was fitted on."""
         fs = self.frame_scores(audio, [phrase])
-        peak = float(self.smoothed(fs)[0].max())
+        peak = float(self.smoothed(fs, self.exists_median_seconds)[0].max())
         cal = self.existence_calibration
         if cal:
             z = np.log(max(peak, 1e-6) / max(1 - peak, 1e-6))

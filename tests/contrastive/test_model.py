@@ -69,3 +69,24 @@ def test_embedded_default_loads_and_scores():
     fs = sc.frame_scores(y, ["dog barking", "rain"])
     assert fs.scores.shape == (2, 75) and np.isfinite(fs.scores).all()
     assert 0.0 <= sc.exists(y, "dog barking") <= 1.0
+
+
+def test_existence_and_events_use_their_own_median_filters(monkeypatch):
+    import numpy as np
+
+    from contrastive import Scorer
+    from contrastive.scorer import FrameScores
+
+    sc = Scorer.from_pretrained(median_seconds=1.0, exists_median_seconds=0.12)
+    sc.existence_calibration = None                # compare raw peaks
+    curve = np.full(100, 0.05)
+    curve[40:43] = 0.9                              # a 0.12 s spike: 3 frames at 25 frames/s
+    curve[60:85] = 0.6                              # a 1 s event with a one-frame dip
+    curve[70] = 0.1
+    monkeypatch.setattr(sc, "frame_scores", lambda audio, phrases: FrameScores(list(phrases), curve[None], 25.0, 4.0))
+    # the short filter keeps the spike's peak for existence...
+    assert sc.exists("x", "dog") == pytest.approx(0.9)
+    # ...the long one removes the spike from the events and keeps the dipped event in one piece
+    assert [(e.start, e.end) for e in sc.events("x", ["dog"], threshold=0.3)] == [pytest.approx((2.44, 3.4))]
+    with pytest.raises(ValueError, match="exists_median_seconds"):
+        Scorer(sc.model, exists_median_seconds=float("nan"))

@@ -173,7 +173,7 @@ def test_contrastive_eval_writes_scores(trained, tmp_path):
     assert 0.0 <= metrics["frame_auroc"] <= 1.0
 
 
-def test_calibrate_stores_inference_settings(trained, tmp_path):
+def test_calibrate_stores_inference_settings(trained, tmp_path, capsys):
     import shutil
 
     from contrastive.cli import main
@@ -185,9 +185,16 @@ def test_calibrate_stores_inference_settings(trained, tmp_path):
     assert main(["calibrate", str(ck), str(m), "--split", "train", "--limit", "4", "--window", "4",
                  "--hop", "2"]) == 0
     sc = Scorer.from_pretrained(ck)
-    assert sc.window == 4.0 and sc.hop == 2.0
+    assert sc.window == 4.0 and sc.hop == 2.0 and sc.median_seconds == 0.28
     cal = sc.existence_calibration
     assert cal["n"] > 0 and cal["n"] % 4 == 0 and set(cal) >= {"a", "b", "auroc"}
+    # the filters are stored with the calibration fitted on scores filtered by them
+    assert main(["calibrate", str(ck), str(m), "--split", "train", "--limit", "4", "--window", "4",
+                 "--hop", "2", "--median-seconds", "0.6", "--exists-median-seconds", "0.12"]) == 0
+    sc = Scorer.from_pretrained(ck)
+    assert (sc.median_seconds, sc.exists_median_seconds) == (0.6, 0.12)
+    assert main(["calibrate", str(ck), str(m), "--median-seconds", "-1"]) == 2
+    assert "median_seconds=-1" in capsys.readouterr().err
 
 
 def test_scorer_is_an_eval_predictor(trained):

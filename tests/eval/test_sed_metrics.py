@@ -8,7 +8,8 @@ from scipy.ndimage import median_filter as scipy_median
 from data_recipes.formats import Event, ManifestRecord, write_jsonl
 from eval.cli import main
 from eval.postprocess import detect_events, median_filter
-from eval.sed_metrics import (PSDS1, PSDS2, PSDS_GROUNDING, SedEvalConfig, evaluate_sed, read_scores)
+from eval.sed_metrics import (PSDS1, PSDS1_AST0, PSDS2, PSDS_GROUNDING, SedEvalConfig, evaluate_sed,
+                              read_scores)
 
 CLASSES = ["dog barking", "car horn", "speech"]
 
@@ -64,10 +65,11 @@ def synthetic():
 @pytest.fixture(scope="module")
 def metrics(synthetic):
     triples, _, gt, durs = synthetic
-    return evaluate_sed(triples, gt, durs)
+    return evaluate_sed(triples, gt, durs, config=SedEvalConfig(psds_settings=("psds1", "psds2", "grounding",
+                                                                              "psds1_ast0")))
 
 
-@pytest.mark.parametrize("setting", [PSDS1, PSDS2, PSDS_GROUNDING], ids=lambda s: s.name)
+@pytest.mark.parametrize("setting", [PSDS1, PSDS2, PSDS_GROUNDING, PSDS1_AST0], ids=lambda s: s.name)
 def test_psds_equals_sed_scores_eval_called_directly(synthetic, metrics, setting):
     from sed_scores_eval import intersection_based
 
@@ -80,6 +82,12 @@ def test_psds_equals_sed_scores_eval_called_directly(synthetic, metrics, setting
     for c in CLASSES:
         assert metrics.psds_per_class[setting.name][c] == pytest.approx(per_class[c], abs=1e-6)
     assert 0.0 < metrics.psds[setting.name] < 1.0  # informative: neither trivially 0 nor 1
+
+
+def test_psds1_without_std_penalty_only_drops_the_penalty(metrics):
+    # per-class PSDS has no across-class spread, so only the aggregate differs, and upwards
+    assert metrics.psds_per_class["psds1_ast0"] == pytest.approx(metrics.psds_per_class["psds1"])
+    assert metrics.psds["psds1_ast0"] > metrics.psds["psds1"]
 
 
 def test_auroc_mpauc_f1_equal_sed_scores_eval(synthetic, metrics):
