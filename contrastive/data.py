@@ -194,6 +194,8 @@ class Batcher:
             if aug is not None:
                 mel = mel + rng.uniform(-aug.gain, aug.gain)   # a gain is a constant in log power
             views = [(c.events, offset, fps)]
+            # mixing: frame labels are the union of both clips'; the clip loss keeps the first clip's
+            # caption (the second is 0-8.7 dB quieter, and captions are not composable)
             if aug is not None and aug.mix_prob and c.has_frames and rng.random() < aug.mix_prob:
                 other = rng.choice(self.framed)
                 mel2, off2, fps2 = self._view(other, rng, rng)

@@ -10,7 +10,7 @@ length on val, then report it on test:
     python scripts/bench_postprocess.py --scorer runs/cnn-scorer --manifest SED/test.jsonl --split test \
         --median 7,15 --out runs/pp-test
 
-Lengths are in frames of the scorer (25 frames/s for the default: 7 frames = 0.28 s, its
+Lengths are in frames of the scorer (25 frames/s for the default: 15 frames = 0.6 s, its
 ``median_seconds``). Prints the markdown table BENCHMARKS.md keeps; writes ``OUT/postprocess.json``.
 """
 from __future__ import annotations

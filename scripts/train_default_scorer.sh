@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Reproduce the embedded default scorer (contrastive/default/) on CPU from the corpus recipes.
 # Needs /work/data/synth/sed/{train,val,test}.jsonl and /work/data/corpus/clips.jsonl (`earmark data`).
-# Trains on the train split only (max_minutes=57 in the config: the 2-D CNN stops at ~1,570 of its
-# 1,600 scheduled steps on this machine; data loading included), fits the
+# Trains on the train split only (1,600 steps of 16 clips, half of them mixed with a second clip;
+# ~40 min with 2 torch threads on this machine when nothing else runs; max_minutes=57 in the config
+# stops it before the hour if the cores are shared), fits the
 # existence calibration on val, chooses the existence decisions on the needle val queries
 # (needs /work/data/synth/needle500 too), evaluates on test, then copies the weights into the package.
-# Under load use one torch thread: OpenMP with 2 threads on 2 oversubscribed cores ran 5x slower.
+# The config asks for 2 torch threads: on a quiet 2-core machine a step takes ~1.45 s against ~2.8 s
+# with one. Under load (other jobs on the cores) set "num_threads": 1 — 2 oversubscribed threads ran 5x slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/default-scorer}
 CONFIG=${CONFIG:-contrastive/configs/default.json}  # default_tcn.json: the previous (TCN) default
-export OMP_NUM_THREADS=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 earmark contrastive train "$CONFIG" --out "$OUT" --cache-dir runs/mel-cache
 # the default's encoder (2-D CNN + linear dense head) sees well under a second of context, so long
 # inference windows are exact away from their edges and 4x cheaper than 10 s windows at 50 % overlap
