@@ -56,6 +56,7 @@ class CurveScorer(Scorer):
     def __init__(self, truth: dict, fps: float = 25.0):
         self.truth, self.fps, self.sr = truth, float(fps), 16000
         self.window, self.hop, self.median_seconds, self.threshold = 10.0, 5.0, 0.28, 0.5
+        self.exists_median_seconds = 0.28
         self.batch_windows, self.num_threads, self._cache = 8, None, {}
         self.existence_calibration = None
         self.candidate_rel = 0.5  # what Scorer.__init__ would set (it is not called)
