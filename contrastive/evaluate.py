@@ -125,7 +125,8 @@ CANDIDATE_RELS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
 
 
 def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *, keep_positives: float = 0.95,
-                            progress: bool = True, rels=CANDIDATE_RELS) -> dict:
+                            progress: bool = True, rels=CANDIDATE_RELS, top_k: int = 3,
+                            peak_ratio: float = 0.5) -> dict:
     """The existence decisions that travel with a checkpoint, chosen on held-out positive and
     negative queries (e.g. the needle val split):
 
@@ -134,8 +135,11 @@ def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *
     * ``absent_below``: the highest threshold that still keeps ``keep_positives`` of the positive
       queries above it, so a veto below it is rarely wrong (the grounder's verifier);
     * ``candidate_rel``: how far candidate windows grow around their peak (``Scorer.candidates``),
-      the one of ``rels`` whose best candidate has the highest mean IoU with the true windows of
-      the positive queries (ties go to the larger value).
+      the one of ``rels`` whose answer has the highest mean IoU with the true windows of the
+      positive queries (ties go to the larger value). The answer is what ``scorer`` mode says:
+      ``peak_windows`` of the ``top_k`` candidates (the pipeline's defaults), so a rel that merges
+      two instances into one window, or splits one, pays for it. The best single candidate's
+      mean IoU is reported beside it (``candidate_top1_iou``).
 
     The calibrated probability reflects the base rate of the data it was fitted on; these
     thresholds reflect the queries the product is asked, hence a separate, query-level fit."""
@@ -154,17 +158,23 @@ def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *
         by_audio.setdefault(q.audio_id, []).append(q)
     from eval.metrics import iou
 
+    from .scorer import peak_windows
+
     p, y = [], []
     ious = {float(r): [] for r in rels}
+    answer_ious = {float(r): [] for r in rels}
     for aid, group in tqdm(by_audio.items(), desc="decision thresholds", disable=not progress):
         emb = scorer.embed(resolve_audio(manifest, recs[aid]))
         for q in group:
             p.append(scorer.exists(emb, q.query))
             y.append(not q.negative)
             if not q.negative and q.windows:
+                truth = [tuple(w) for w in q.windows]
                 for r in ious:
-                    top = scorer.candidates(emb, q.query, k=1, rel=r)
-                    ious[r].append(iou([tuple(top[0][:2])], [tuple(w) for w in q.windows]) if top else 0.0)
+                    cands = scorer.candidates(emb, q.query, k=top_k, rel=r)
+                    ious[r].append(iou([tuple(cands[0][:2])], truth) if cands else 0.0)
+                    answer = peak_windows(cands, peak_ratio)
+                    answer_ious[r].append(iou([w[:2] for w in answer], truth) if answer else 0.0)
     p, y = np.asarray(p), np.asarray(y, dtype=bool)
     if y.all() or not y.any():
         raise ValueError(f"{queries}: needs both positive and negative queries to choose thresholds")
@@ -176,8 +186,11 @@ def fit_decision_thresholds(scorer, queries: str | Path, manifest: str | Path, *
         best = max(best, (float(f1), float(thr)))
     keep = float(np.quantile(p[y], 1.0 - keep_positives))
     mean_iou = {r: float(np.mean(v)) for r, v in ious.items() if v}
-    rel = max(mean_iou, key=lambda r: (round(mean_iou[r], 6), r)) if mean_iou else 0.5
+    answer_iou = {r: float(np.mean(v)) for r, v in answer_ious.items() if v}
+    rel = max(answer_iou, key=lambda r: (round(answer_iou[r], 6), r)) if answer_iou else 0.5
     return {"exists_threshold": best[1], "exists_f1": round(best[0], 4), "absent_below": round(keep, 4),
-            "candidate_rel": rel, "candidate_top1_iou": {str(r): round(v, 4) for r, v in mean_iou.items()},
+            "candidate_rel": rel, "candidate_answer_iou": {str(r): round(v, 4) for r, v in answer_iou.items()},
+            "candidate_top1_iou": {str(r): round(v, 4) for r, v in mean_iou.items()},
+            "answer_rule": {"top_k": top_k, "peak_ratio": peak_ratio},
             "keep_positives": keep_positives, "n_positive": int(y.sum()), "n_negative": int((~y).sum()),
             "auroc": auroc(p, y.astype(np.float64)), "queries": str(queries)}

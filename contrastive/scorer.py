@@ -16,7 +16,7 @@ and an embedding of a path is cached, so asking 20 phrases about one file encode
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ class AudioEmbedding:
     fps: float
     duration: float
     name: str = "audio"
+    # phrase-independent work a model does once per recording (``model.prepare``), filled lazily
+    prepared: dict | None = field(default=None, repr=False)
 
     @property
     def n_frames(self) -> int:
@@ -86,6 +88,21 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[(a, b)] of the True runs of a 1-D bool array (b exclusive)."""
     d = np.diff(np.r_[0, mask.astype(np.int8), 0])
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def peak_windows(candidates, peak_ratio: float = 0.5) -> list[tuple[float, float, float]]:
+    """How the scorer answers "when?": of its candidate windows ``(start, end, peak)``, those whose
+    peak is at least ``peak_ratio`` x the best one's, touching or overlapping ones merged (keeping
+    the higher peak). The pipeline's ``scorer`` mode answers with these, and
+    ``evaluate.fit_decision_thresholds`` chooses ``candidate_rel`` by them."""
+    best = max((c for _, _, c in candidates), default=0.0)
+    out: list[list[float]] = []
+    for a, b, c in sorted(w for w in candidates if w[2] >= peak_ratio * best):
+        if out and a <= out[-1][1]:
+            out[-1][1], out[-1][2] = max(out[-1][1], b), max(out[-1][2], c)
+        else:
+            out.append([a, b, c])
+    return [tuple(w) for w in out]
 
 
 class Scorer:
@@ -261,7 +278,12 @@ class Scorer:
         emb = self.embed(audio)
         text = self._text(phrases)
         with torch.inference_mode():
-            logits = self.model.frame_logits(emb.dense[None], text)      # [1, N, T]
+            if hasattr(self.model, "prepare"):
+                if emb.prepared is None:
+                    emb.prepared = self.model.prepare(emb.dense[None])
+                logits = self.model.frame_logits(emb.dense[None], text, prepared=emb.prepared)   # [1, N, T]
+            else:
+                logits = self.model.frame_logits(emb.dense[None], text)
             p = self.model.frame_probs(logits, text)[0]
         return FrameScores(list(phrases), p.numpy().astype(np.float32), emb.fps, emb.duration)
 

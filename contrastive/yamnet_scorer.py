@@ -57,6 +57,18 @@ class YamnetScorerConfig:
     # frames/s through a small trained conv, concatenated before the dense projection (boundaries)
     fine_stream: bool = False
     fine_channels: int = 64
+    dropout: float = 0.0           # on the trunk embedding and the head's hidden layer (training only)
+    # text-side adaptation of the zero-shot path: a learned shift of each phrase's class weights
+    # (softmax over all 521 classes then) and a per-phrase scale / bias of its zero-shot logit;
+    # ``embedding_head`` False leaves the AudioSet classifier as the only audio evidence
+    class_adapter: bool = False
+    embedding_head: bool = True
+    # what was learned applies to a phrase in proportion to its MiniLM similarity to the phrases
+    # trained on (0 at or below gate_low, 1 at or above gate_high): a phrase unlike any of them is
+    # scored zero-shot, so training on ~70 classes cannot spoil the other 450 (empty: always 1)
+    gate_vocab: list = field(default_factory=list)
+    gate_low: float = 0.5
+    gate_high: float = 0.8
 
     def __post_init__(self):
         _choice("kind", self.kind, KINDS)
@@ -112,7 +124,14 @@ class YamnetScorerModel(nn.Module):
         self.trunk = trunk if trunk is not None else YamNet.from_pretrained()
         self.text_encoder = TextEncoder(cfg.text)
         self._class_emb = None
-        if cfg.kind == "trained":
+        if cfg.kind == "trained" and cfg.class_adapter:
+            e = self.text_encoder.dim
+            self.adapter = nn.Sequential(nn.Linear(e, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, N_CLASSES))
+            self.zs_affine = nn.Sequential(nn.Linear(e, 64), nn.GELU(), nn.Linear(64, 2))
+            for m in (self.adapter[2], self.zs_affine[2]):    # start as the zero-shot scorer
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
+        if cfg.kind == "trained" and cfg.embedding_head:
             e = self.text_encoder.dim
             self.audio_head = nn.Sequential(nn.Linear(1024, cfg.hidden), nn.GELU())
             self.temporal = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.context, padding=cfg.context // 2)
@@ -177,10 +196,25 @@ class YamnetScorerModel(nn.Module):
             self._class_emb = F.normalize(self.text_encoder(self.trunk.class_names), dim=-1)
         return self._class_emb
 
-    def class_weights(self, phrases: list[str]) -> torch.Tensor:
-        """[N, 521]: each phrase's softmax weights over its ``top_classes`` nearest class names."""
-        q = F.normalize(self.text_encoder(phrases), dim=-1)
+    def gate(self, phrases: list[str]) -> torch.Tensor:
+        """[N] in [0, 1]: how much of the trained correction applies to each phrase."""
+        if not self.config.gate_vocab:
+            return torch.ones(len(phrases))
+        if getattr(self, "_vocab_emb", None) is None:
+            self._vocab_emb = F.normalize(self.text_encoder(list(self.config.gate_vocab)), dim=-1)
+        sim = (F.normalize(self.text_encoder(phrases), dim=-1) @ self._vocab_emb.T).amax(-1)
+        lo, hi = self.config.gate_low, self.config.gate_high
+        return ((sim - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
+
+    def class_weights(self, phrases: list[str], gate: torch.Tensor | None = None) -> torch.Tensor:
+        """[N, 521]: each phrase's softmax weights over its ``top_classes`` nearest class names
+        (with the class adapter: over all classes, similarities shifted by the adapter)."""
+        feats = self.text_encoder(phrases)
+        q = F.normalize(feats, dim=-1)
         sim = q @ self.class_embeddings().T
+        if getattr(self, "adapter", None) is not None:
+            g = torch.ones(len(phrases)) if gate is None else gate
+            return torch.softmax(sim / self.config.temperature + g[:, None] * self.adapter(feats), dim=-1)
         k = int(self.config.top_classes)
         top = sim.topk(k, dim=-1)
         w = torch.zeros_like(sim)
@@ -188,9 +222,14 @@ class YamnetScorerModel(nn.Module):
         return w
 
     def encode_text(self, phrases: list[str]) -> dict:
-        out = {"weights": self.class_weights(phrases)}
-        if self.config.kind == "trained":
+        g = self.gate(phrases)
+        out = {"weights": self.class_weights(phrases, g)}
+        if getattr(self, "zs_affine", None) is not None:
+            a, b = self.zs_affine(self.text_encoder(phrases)).unbind(-1)
+            out["zs_scale"], out["zs_bias"] = (g * a).exp(), g * b
+        if getattr(self, "text_proj", None) is not None:
             out["emb"] = F.normalize(self.text_proj(self.text_encoder(phrases)), dim=-1)
+            out["gate"] = g
         return out
 
     def explain(self, phrase: str, k: int = 3) -> list[tuple[str, float]]:
@@ -200,15 +239,26 @@ class YamnetScorerModel(nn.Module):
         return [(self.trunk.class_names[i], float(v)) for v, i in zip(top.values, top.indices)]
 
     # ------------------------------------------------------------------ scores
-    def zeroshot_logits(self, dense: torch.Tensor, text: dict) -> torch.Tensor:
+    def prepare(self, dense: torch.Tensor) -> dict:
+        """What ``frame_logits`` computes from the audio alone, once per recording: the class
+        probabilities and the dense head's frame embeddings (``Scorer`` keeps it beside the
+        embedding, so 20 phrases x 3 questions on an hour of audio do not redo it 60 times)."""
+        prep = {"probs": torch.sigmoid(dense[..., :N_CLASSES])}
+        if self.config.kind == "trained" and self.config.embedding_head:
+            prep["frames"] = self.head_dense(dense)
+        return prep
+
+    def zeroshot_logits(self, dense: torch.Tensor, text: dict, prepared: dict | None = None) -> torch.Tensor:
         """dense [B, T, >=521], weights [N, 521] -> logit of sum_c w_c sigmoid(l_c) [B, N, T]."""
-        p = torch.einsum("btc,nc->bnt", torch.sigmoid(dense[..., :N_CLASSES]), text["weights"])
+        probs = prepared["probs"] if prepared else torch.sigmoid(dense[..., :N_CLASSES])
+        p = torch.einsum("btc,nc->bnt", probs, text["weights"])
         p = p.clamp(1e-6, 1 - 1e-6)
         return torch.log(p) - torch.log1p(-p)
 
     def head_dense(self, dense: torch.Tensor) -> torch.Tensor:
         """dense [B, T, 521 + 1024 (+ 64)] -> normalised frame embeddings [B, T, D]."""
-        h = self.audio_head(dense[..., N_CLASSES:N_CLASSES + 1024])
+        p = self.config.dropout if self.training else 0.0
+        h = F.dropout(self.audio_head(F.dropout(dense[..., N_CLASSES:N_CLASSES + 1024], p)), p)
         h = h + self.temporal(h.transpose(1, 2)).transpose(1, 2)
         if self.config.fine_stream:
             # fixed scaling of YAMNet's log-mel (log(0.001) = -6.9 is silence), no batch statistics
@@ -216,18 +266,23 @@ class YamnetScorerModel(nn.Module):
             h = torch.cat([h, self.fine(mel.transpose(1, 2)).transpose(1, 2)], -1)
         return F.normalize(self.dense_proj(h), dim=-1)
 
-    def frame_logits(self, dense: torch.Tensor, text: dict, index: torch.Tensor | None = None) -> torch.Tensor:
-        """dense [B, T, C] -> logits [B, N, T] (or [B, K, T] against each clip's own phrases)."""
+    def frame_logits(self, dense: torch.Tensor, text: dict, index: torch.Tensor | None = None,
+                     prepared: dict | None = None) -> torch.Tensor:
+        """dense [B, T, C] -> logits [B, N, T] (or [B, K, T] against each clip's own phrases);
+        ``prepared``: ``self.prepare(dense)``, computed once per recording."""
         if index is not None:
             # score all phrases, then pick each clip's own: N is small during training
-            full = self.frame_logits(dense, text)
+            full = self.frame_logits(dense, text, prepared=prepared)
             return torch.gather(full, 1, index[..., None].expand(-1, -1, full.shape[-1]))
-        z = self.zeroshot_logits(dense, text)
-        if self.config.kind == "zeroshot":
+        z = self.zeroshot_logits(dense, text, prepared)
+        if "zs_scale" in text:
+            z = text["zs_scale"][None, :, None] * z + text["zs_bias"][None, :, None]
+        if "emb" not in text:
             return z
-        f = self.head_dense(dense)
+        f = prepared["frames"] if prepared else self.head_dense(dense)
         sim = torch.einsum("btd,nd->bnt", f, text["emb"])
-        return z + self.frame_logit_scale.exp() * sim + self.frame_logit_bias
+        head = self.frame_logit_scale.exp() * sim + self.frame_logit_bias
+        return z + text["gate"][None, :, None] * head
 
     def frame_probs(self, logits: torch.Tensor, text: dict, index=None, unbiased: bool = True) -> torch.Tensor:
         return torch.sigmoid(logits)

@@ -57,6 +57,9 @@ class YamnetTrainConfig:
     max_minutes: float = 55.0
     seed: int = 0
     num_threads: int = 2
+    # gate the trained corrections by similarity to the training phrases (off: on val it cost
+    # reworded and held-out queries more than it saved, BENCHMARKS.md)
+    gate: bool = False
 
     def __post_init__(self):
         self.model = _from_dict(YamnetScorerConfig, self.model, "model")
@@ -204,10 +207,13 @@ def losses(model: YamnetScorerModel, batch: dict) -> tuple[torch.Tensor, dict]:
     m = batch["mask"][:, None, :].expand_as(logits)
     frame = F.binary_cross_entropy_with_logits(logits, batch["targets"], reduction="none")
     frame = (frame * m).sum() / m.sum()
-    emb = batch["dense"][..., 521:521 + 1024]
-    g = F.normalize(model.global_proj((emb * batch["mask"][..., None]).sum(1) / batch["mask"].sum(1, keepdim=True)), dim=-1)
-    zs_clip = (model.zeroshot_logits(batch["dense"], text) - (1 - batch["mask"][:, None]) * 1e4).amax(-1)
-    clip_logits = zs_clip + model.clip_logit_scale.exp() * g @ text["emb"].T + model.clip_logit_bias
+    if "emb" in text:       # FineLAP's global head beside the dense one
+        emb = batch["dense"][..., 521:521 + 1024]
+        g = F.normalize(model.global_proj((emb * batch["mask"][..., None]).sum(1) / batch["mask"].sum(1, keepdim=True)), dim=-1)
+        zs_clip = (model.zeroshot_logits(batch["dense"], text) - (1 - batch["mask"][:, None]) * 1e4).amax(-1)
+        clip_logits = zs_clip + model.clip_logit_scale.exp() * g @ text["emb"].T + model.clip_logit_bias
+    else:                   # no global head: the clip logit is the peak frame logit
+        clip_logits = (logits - (1 - batch["mask"][:, None]) * 1e4).amax(-1)
     clip = F.binary_cross_entropy_with_logits(clip_logits, batch["clip_targets"])
     return frame, {"frame": float(frame.detach()), "clip": float(clip.detach()), "clip_t": clip}
 
@@ -252,6 +258,16 @@ def train(cfg: YamnetTrainConfig, out: str | Path, resume: bool = False) -> dict
     val_data = FeatureClips([cache_features(cfg.val, model, cfg.cache_dir, split=cfg.val_split)], held)
     print(f"features ready in {time.time() - t0:.0f} s: {len(train_data)} train clips "
           f"({len(train_data.vocab)} classes; held out: {sorted(held)}), {len(val_data)} val clips", flush=True)
+    if cfg.gate:
+        # the phrases training shows (canonical + train wordings) open the gate (yamnet_scorer)
+        from data_recipes import vocabulary as voc
+
+        shown = set(train_data.vocab)
+        for q in train_data.vocab:
+            if voc.lookup(q):
+                shown.update(voc.train_wordings(voc.lookup(q)))
+        model.config.gate_vocab = sorted(shown)
+        model._vocab_emb = None
     params = [p for n, p in model.named_parameters() if not n.startswith(("trunk.", "text_encoder."))]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)

@@ -226,17 +226,6 @@ def _merge(windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(s, e) for s, e in out]
 
 
-def _merge_scored(windows: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
-    """Touching or overlapping (start, end, score) windows merged, keeping the higher score."""
-    out: list[list[float]] = []
-    for a, b, c in sorted(windows):
-        if out and a <= out[-1][1]:
-            out[-1][1], out[-1][2] = max(out[-1][1], b), max(out[-1][2], c)
-        else:
-            out.append([a, b, c])
-    return [tuple(w) for w in out]
-
-
 def _mean_in(curve, s: float, e: float) -> float:
     times, probs = curve
     sel = (times >= s) & (times < e)
@@ -384,9 +373,9 @@ class Pipeline:
 
     def _peak_windows(self, s: dict) -> list[Window]:
         """The scorer's candidates whose peak is at least peak_ratio x the best one's, merged."""
-        best = max((c for _, _, c in s["candidates"]), default=0.0)
-        return [Window(a, b, c) for a, b, c in
-                _merge_scored([w for w in s["candidates"] if w[2] >= self.config.peak_ratio * best])]
+        from contrastive.scorer import peak_windows
+
+        return [Window(a, b, c) for a, b, c in peak_windows(s["candidates"], self.config.peak_ratio)]
 
     # -- grounder ------------------------------------------------------------------------
     def _llm_answers(self, wave, name, duration, queries, sc, timings) -> list[Answer]:

@@ -55,14 +55,20 @@ def sed_part(run: Path, manifest: Path, held: set[str]) -> dict:
     return out
 
 
-def needle_part(run: Path, queries: Path, manifest: Path | None, held: set[str], tmp: Path) -> dict:
+def needle_part(run: Path, queries: Path, manifest: Path | None, held: set[str], tmp: Path,
+                canonical: dict[str, str]) -> dict:
     from data_recipes import vocabulary as voc
     from eval.scoring import ScoringConfig, score_files
 
     rows = [json.loads(x) for x in queries.read_text().splitlines() if x.strip()]
+
+    def cls(r):   # a reworded query keeps its canonical query's id
+        q = canonical.get(r["id"], r["query"])
+        return voc.lookup(q) or q
+
     out = {}
     for key in ("held_out", "known"):
-        sel = [r for r in rows if ((voc.lookup(r["query"]) or r["query"]) in held) == (key == "held_out")]
+        sel = [r for r in rows if (cls(r) in held) == (key == "held_out")]
         if not sel:
             continue
         qf = tmp / f"{queries.stem}.{key}.jsonl"
@@ -87,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--needle-run", type=Path, action="append", default=[])
     ap.add_argument("--needle-queries", type=Path, action="append", default=[])
     ap.add_argument("--needle-manifest", type=Path)
+    ap.add_argument("--canonical", type=Path, action="append", default=[],
+                    help="canonical queries file(s): reworded queries take their class by id from these")
     args = ap.parse_args(argv)
     held = set(json.loads(args.held_out_from.read_text()).get("held_out") or [])
     if not held:
@@ -96,11 +104,17 @@ def main(argv=None) -> int:
         res["sed"] = sed_part(args.sed_eval, args.sed_manifest, held)
     if len(args.needle_run) != len(args.needle_queries):
         raise SystemExit("give one --needle-queries per --needle-run")
+    canonical = {}
+    for f in args.canonical:
+        for line in f.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                canonical[r["id"]] = r["query"]
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         for run, q in zip(args.needle_run, args.needle_queries):
-            res[f"needle:{run.name}"] = needle_part(run, q, args.needle_manifest, held, Path(tmp))
+            res[f"needle:{run.name}"] = needle_part(run, q, args.needle_manifest, held, Path(tmp), canonical)
     print(json.dumps(res, indent=1))
     return 0
 
