@@ -84,3 +84,35 @@ def test_stored_thresholds_are_what_the_scorer_loads(tmp_path):
     assert Scorer.from_pretrained(ck, exists_threshold=0.3).exists_threshold == 0.3
     with pytest.raises(ValueError, match="exists_threshold"):
         Scorer.from_pretrained(ck, exists_threshold=1.5)
+
+
+class TwoClapScorer(TableScorer):
+    """Two instances, (1, 2) and (2.5, 3.5): a low rel grows the best candidate over both (one
+    window 1-3.5 s), a high rel keeps them apart as two candidates of nearly the same peak."""
+
+    def candidates(self, emb, query, k, rel):
+        if rel < 0.3:
+            return [(1.0, 3.5, 0.9), (5.0, 6.0, 0.1)][:k]
+        return [(1.0, 2.0, 0.9), (2.5, 3.5, 0.8), (5.0, 6.0, 0.1)][:k]
+
+
+def test_candidate_rel_is_chosen_by_the_answer_not_the_best_single_window(tmp_path):
+    recs = [ManifestRecord("a0", "a0.flac", 10.0, [], split="val")]
+    write_jsonl(tmp_path / "m.jsonl", recs)
+    write_jsonl(tmp_path / "q.jsonl", [QueryRecord("p", "a0", "thunder", False, [(1.0, 2.0), (2.5, 3.5)]),
+                                       QueryRecord("n", "a0", "cat", True)])
+    sc = TwoClapScorer({("a0.flac", "thunder"): 0.9, ("a0.flac", "cat"): 0.1})
+    d = fit_decision_thresholds(sc, tmp_path / "q.jsonl", tmp_path / "m.jsonl", progress=False, rels=(0.1, 0.5))
+    # the best single window prefers the merged one (IoU 2 / 2.5 = 0.8 against 1 / 2 = 0.5) ...
+    assert d["candidate_top1_iou"] == {"0.1": pytest.approx(0.8), "0.5": pytest.approx(0.5)}
+    # ... but the answer (top 3 candidates, those above half the best peak, merged) is exact at 0.5
+    assert d["candidate_answer_iou"] == {"0.1": pytest.approx(0.8), "0.5": pytest.approx(1.0)}
+    assert d["candidate_rel"] == 0.5 and d["answer_rule"] == {"top_k": 3, "peak_ratio": 0.5}
+
+
+def test_peak_windows_keeps_near_peaks_and_merges_touching_ones():
+    from contrastive.scorer import peak_windows
+
+    assert peak_windows([(1.0, 2.0, 0.9), (2.0, 2.5, 0.5), (5.0, 6.0, 0.4)]) == [(1.0, 2.5, 0.9)]
+    assert peak_windows([(5.0, 6.0, 0.6), (1.0, 2.0, 1.0)], peak_ratio=0.5) == [(1.0, 2.0, 1.0), (5.0, 6.0, 0.6)]
+    assert peak_windows([]) == []
