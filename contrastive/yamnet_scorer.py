@@ -176,13 +176,24 @@ class YamnetScorerModel(nn.Module):
         """[B, S] -> (global [B, C], dense [B, T, C]): YAMNet's frame logits (C = 521), then for
         the trained kind its embeddings (+1024) and the fine stream's log-mel (+64): what
         ``frame_logits`` reads."""
+        _, dense = self.features_and_dense(wave)
+        return dense.max(dim=1).values, dense
+
+    @property
+    def joint_dim(self) -> int:
+        """Width of ``encode_audio``'s dense vector (what ``frame_logits`` reads)."""
+        if self.config.kind == "zeroshot":
+            return N_CLASSES
+        return N_CLASSES + 1024 + (N_MELS if self.config.fine_stream else 0)
+
+    def features_and_dense(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One trunk pass for the grounder: (frame embeddings [B, T, 1024], dense [B, T, joint_dim])."""
         emb, logits = self.trunk_frames(wave)
         parts = [logits] if self.config.kind == "zeroshot" else [logits, emb]
         if self.config.kind == "trained" and self.config.fine_stream:
             with torch.no_grad():
-                parts.append(self.fine_frames(wave))
-        dense = torch.cat(parts, -1)
-        return dense.max(dim=1).values, dense
+                parts.append(self.fine_frames(wave if wave.dim() == 2 else wave[None]))
+        return emb, torch.cat(parts, -1)
 
     def audio_features(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For downstream models (the grounder): (mean embedding [B, 1024], frame embeddings

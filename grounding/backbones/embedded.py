@@ -168,7 +168,8 @@ class EmbeddedBackbone(Backbone):
         self.stop_token_ids = sorted(i for i in stops if isinstance(i, int))
         self._queries = MiniLMQueries() if cfg.query_token else None
         self._text_cache: dict = {}  # the scorer's text embedding per query (score channel)
-        if cfg.score_channel and not all(hasattr(encoder, a) for a in ("encode_text", "frame_logits", "frame_probs", "audio")):
+        if cfg.score_channel and not (all(hasattr(encoder, a) for a in ("encode_text", "frame_logits", "frame_probs"))
+                                     and (hasattr(encoder, "audio") or hasattr(encoder, "features_and_dense"))):
             raise ValueError(f"score_channel needs a contrastive scorer as encoder (encode_text, frame_logits, "
                              f"frame_probs), got {type(encoder).__name__}")
 
@@ -266,6 +267,12 @@ class EmbeddedBackbone(Backbone):
         enc = self.encoder
         if self.config.encoder_output == "features" and not self.config.score_channel:
             return enc.audio_features(x)[1][0], None
+        if hasattr(enc, "features_and_dense"):
+            # a scorer on a pretrained trunk (contrastive.yamnet_scorer): its dense vector, not a
+            # unit embedding, is what its frame_logits reads; one trunk pass gives both
+            feats, joint = enc.features_and_dense(x)
+            base = feats if self.config.encoder_output == "features" else joint
+            return base[0], (joint[0] if self.config.score_channel else None)
         _, feats = enc.audio.features_from_mel(enc.audio.mel(x))
         joint = F.normalize(enc.audio.dense_proj(feats), dim=-1)
         base = feats if self.config.encoder_output == "features" else joint
@@ -312,11 +319,12 @@ class EmbeddedBackbone(Backbone):
         the mean and peak probability, both relative to the file's peak, and the file's peak."""
         import torch
 
-        k, e = self.config.pool_frames, self.encoder.config.embed_dim
+        k, e = self.config.pool_frames, _joint_dim(self.encoder)
         joint = features[:, -k * e:].reshape(-1, e)
         text = self._scorer_text(query)
+        like = next(iter(text.values()))
         with torch.no_grad():
-            p = self.encoder.frame_probs(self.encoder.frame_logits(joint[None].to(text["emb"]), text), text)[0, 0]
+            p = self.encoder.frame_probs(self.encoder.frame_logits(joint[None].to(like), text), text)[0, 0]
         p = p.reshape(-1, k).to(features.device, torch.float32)
         mean, peak = p.mean(1), p.max(1).values
         top = peak.max().clamp(min=1e-6)
@@ -339,7 +347,7 @@ class EmbeddedBackbone(Backbone):
         if not query:
             raise ValueError("this grounder's audio tokens are conditioned on the query (score_channel): "
                              "pass the query to project_audio / encode_audio")
-        d = features.shape[-1] - self.config.pool_frames * self.encoder.config.embed_dim
+        d = features.shape[-1] - self.config.pool_frames * _joint_dim(self.encoder)
         base = features[:, :d].to(self.device, self.dtype)
         scores = self.score_features(features, query).to(self.device, self.dtype)
         return self.projector(base) + self.core.score_projector(scores)
@@ -408,6 +416,11 @@ class EmbeddedBackbone(Backbone):
         self.tokenizer.save_pretrained(str(out_dir))
         self.encoder.save_pretrained(out_dir / "encoder")
         self._write_grounder_config(out_dir, {"embedded": self.config.to_dict()})
+
+
+def _joint_dim(encoder) -> int:
+    """Width of the scorer's per-frame vector that its ``frame_logits`` reads (the score channel)."""
+    return int(getattr(encoder, "joint_dim", None) or encoder.config.embed_dim)
 
 
 def torch_where(cond, a, b):

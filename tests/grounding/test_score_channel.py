@@ -129,3 +129,31 @@ def test_training_with_scorer_hints(sc_dir, toy_manifest, tmp_path):
     assert bb.settings["hint_k"] == 2
     with pytest.raises(ValueError, match="hint_k"):
         TrainConfig(backbone="x", output_dir="y", sources=[{"manifest": "m"}], hint_k=0)
+
+
+@pytest.mark.parametrize("kind", ["zeroshot", "trained"])
+def test_score_channel_on_a_scorer_with_a_pretrained_trunk(tmp_path, toy_manifest, kind):
+    """The grounder's frozen encoder and score channel work with the YAMNet scorers too: the score
+    features are that scorer's own frame probabilities, and the encoder round-trips with the grounder."""
+    from contrastive.yamnet_scorer import YamnetScorerConfig, YamnetScorerModel
+    from grounding.cli import main
+
+    torch.manual_seed(0)
+    scorer = YamnetScorerModel(YamnetScorerConfig(kind=kind, hidden=16, embed_dim=8, fine_stream=kind == "trained",
+                                                  fine_channels=4))
+    scorer.save_pretrained(tmp_path / "scorer")
+    arch = dict(ARCH, encoder_class="contrastive.model:ScorerModel")
+    assert main(["init-embedded", "--encoder", str(tmp_path / "scorer"), "--out", str(tmp_path / "init"),
+                 "--config", write_config(tmp_path / "arch.json", **arch), "--manifest", str(toy_manifest)]) == 0
+    bb = load_backbone(tmp_path / "init")
+    wave = tone_clip(4.2, [(1.0, 2.0, 1000)])
+    feats = bb.audio_features(wave)
+    assert feats.shape == (21, 1024 + 5 * scorer.joint_dim)
+    sf = bb.score_features(feats, "beeping tone")
+    enc = bb.encoder
+    with torch.no_grad():
+        _, dense = enc.encode_audio(torch.from_numpy(wave)[None])
+        text = enc.encode_text(["beeping tone"])
+        p = enc.frame_probs(enc.frame_logits(dense, text), text)[0, 0, :105].reshape(21, 5)
+    torch.testing.assert_close(sf[:, 1], p.max(1).values, atol=1e-5, rtol=1e-4)
+    assert bb.encode_audio(wave, "beeping tone").shape == (21, 64)
