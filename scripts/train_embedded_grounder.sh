@@ -9,8 +9,7 @@
 #   3. existence + grounding with hints (STEPS3): the grounding questions carry the scorer's top-3
 #      candidate windows as text, so localisation becomes a short-range copy (20 % without a hint).
 #
-#   (the score channel reads the CNN scorer's internals: contrastive/cnn/, the previous default)
-#   SCORER=contrastive/cnn LONG=.../longform/train.jsonl NEEDLE=.../needle500/train.jsonl \
+#   SCORER=contrastive/default LONG=.../longform/train.jsonl NEEDLE=.../needle500/train.jsonl \
 #       bash scripts/train_embedded_grounder.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
