@@ -48,7 +48,7 @@ def detect_main(argv: list[str] | None = None) -> int:
                                  description="When does each PHRASE sound in AUDIO? (open-vocabulary sound event detection)")
     ap.add_argument("audio", help="audio file (any length, rate, channels)")
     ap.add_argument("phrases", nargs="+", help="what to look for, e.g. 'dog barking'")
-    ap.add_argument("--model", default=None, help="scorer checkpoint directory (default: the embedded one)")
+    ap.add_argument("--model", default=None, help="scorer checkpoint directory, or a shipped scorer: default (the embedded one), zeroshot, cnn")
     ap.add_argument("--threshold", type=float, default=None, help="detection threshold on the score")
     ap.add_argument("--median", type=float, default=None, help="median filter length in seconds")
     ap.add_argument("--top-k", type=int, default=0, help="also list the K best candidate windows per phrase")

@@ -34,7 +34,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "(default auto: fused when both models exist, else the one that does)")
     p.add_argument("--engine", default="hf", choices=["hf", "vllm"], help="how the grounder's LLM runs (default hf)")
     p.add_argument("--grounder", help="grounder checkpoint dir (default: the embedded one)")
-    p.add_argument("--scorer", help="scorer checkpoint dir (default: the embedded one)")
+    p.add_argument("--scorer", help="scorer checkpoint dir, or a shipped scorer: default (the embedded one), zeroshot, cnn")
     p.add_argument("--config", help="JSON file of grounding.pipeline.PipelineConfig fields")
     for flag, (field, typ) in _PIPELINE_FLAGS.items():
         p.add_argument(flag, dest=field, type=typ, default=None, help=f"PipelineConfig.{field}")
