@@ -60,6 +60,11 @@ class YamnetTrainConfig:
     # gate the trained corrections by similarity to the training phrases (off: on val it cost
     # reworded and held-out queries more than it saved, BENCHMARKS.md)
     gate: bool = False
+    # clips longer than this train as a random piece of this length (long-form / needle sources)
+    crop_seconds: float | None = None
+    # no loss on (clip, phrase) pairs where the phrase is in the clip's unlabelled background bed
+    # (meta.bed_contains): it may well sound there
+    mask_beds: bool = False
 
     def __post_init__(self):
         self.model = _from_dict(YamnetScorerConfig, self.model, "model")
@@ -113,6 +118,8 @@ def cache_features(manifest: str | Path, model: YamnetScorerModel, cache_dir: st
         feats.update(_cache_mel(manifest, recs, model, path.with_name(path.stem + "-mel.npz")))
     feats["events"] = [_clip_events(r) for r in recs]
     feats["ids"] = [r.id for r in recs]
+    # what a clip's background bed contains, unlabelled: never a negative for that clip
+    feats["beds"] = [list((r.meta or {}).get("bed_contains") or []) for r in recs]
     return feats
 
 
@@ -155,9 +162,9 @@ class FeatureClips:
     def __len__(self) -> int:
         return len(self.items)
 
-    def get(self, j: int) -> tuple[torch.Tensor, torch.Tensor | None, list, int]:
+    def get(self, j: int) -> tuple[torch.Tensor, torch.Tensor | None, list, int, list]:
         """(patch features [P, 1545]: logits then embedding; log-mel [T, 64] at 25 fps or None;
-        events; T, the clip's frames at 25 fps)."""
+        events; T, the clip's frames at 25 fps; the classes its bed contains unlabelled)."""
         p, i = self.items[j]
         part = self.parts[p]
         a, b = part["offsets"][i], part["offsets"][i + 1]
@@ -167,19 +174,36 @@ class FeatureClips:
             a, b = part["mel_offsets"][i], part["mel_offsets"][i + 1]
             mel = torch.from_numpy(part["mel"][a:b].astype(np.float32))
         T = len(mel) if mel is not None else max(1, int(float(part["durations"][i]) * FPS))
-        return x, mel, part["events"][i], T
+        return x, mel, part["events"][i], T, part.get("beds", [[]] * (i + 1))[i]
+
+
+def _crop(item: tuple, frames: int, hop: float, rng: random.Random) -> tuple:
+    """A random ``frames``-long piece of a longer clip, starting on a patch centre."""
+    x, mel, ev, t, beds = item
+    step = max(1, int(round(hop * FPS)))
+    j0 = step * rng.randint(0, (t - frames) // step)
+    off = j0 / FPS
+    x = x[j0 // step:]
+    mel = mel[j0:j0 + frames] if mel is not None else None
+    ev = [(q, a - off, b - off) for q, a, b in ev if b > off and a < off + frames / FPS]
+    return x, mel, ev, frames, beds
 
 
 def make_batch(data: FeatureClips, idx: list[int], n_phrases: int, hop: float, rng: random.Random,
-               reword_prob: float = 0.0, negatives: list[str] | None = None) -> dict:
-    """{dense [B, T, C], phrases [N], targets [B, N, T], clip_targets [B, N], mask [B, T]}."""
+               reword_prob: float = 0.0, negatives: list[str] | None = None,
+               crop_frames: int | None = None, mask_beds: bool = False) -> dict:
+    """{dense [B, T, C], phrases [N], targets [B, N, T], clip_targets [B, N], mask [B, T],
+    pair_mask [B, N] (0 where a phrase is in a clip's unlabelled bed: no loss there)}. Clips longer
+    than ``crop_frames`` are cut to a random piece of that length."""
     from data_recipes import vocabulary as voc
 
     from .data import frame_labels
 
     items = [data.get(j) for j in idx]
-    T = max(t for _, _, _, t in items)
-    positives = sorted({q for _, _, ev, _ in items for q, _, _ in ev})
+    if crop_frames:
+        items = [_crop(it, crop_frames, hop, rng) if it[3] > crop_frames else it for it in items]
+    T = max(it[3] for it in items)
+    positives = sorted({q for it in items for q, _, _ in it[2]})
     shown = {}
     for q in positives:
         words = voc.train_wordings(voc.lookup(q)) if voc.lookup(q) and rng.random() < reword_prob else []
@@ -192,19 +216,23 @@ def make_batch(data: FeatureClips, idx: list[int], n_phrases: int, hop: float, r
     dense = torch.zeros(len(items), T, items[0][0].shape[-1] + (items[0][1].shape[-1] if fine else 0))
     targets = torch.zeros(len(items), len(phrases), T)
     mask = torch.zeros(len(items), T)
-    for b, (x, mel, ev, t) in enumerate(items):
+    pair_mask = torch.ones(len(items), len(phrases))
+    for b, (x, mel, ev, t, beds) in enumerate(items):
         d = interpolate_patches(x[None], t, hop, FPS)[0]
         dense[b, :t] = torch.cat([d, mel], -1) if fine else d
         targets[b, :, :t] = torch.from_numpy(frame_labels(ev, canon, t, FPS))
         mask[b, :t] = 1
-    return {"dense": dense, "phrases": phrases, "targets": targets, "mask": mask,
+        for k, q in enumerate(canon):
+            if mask_beds and q in beds and not targets[b, k].any():
+                pair_mask[b, k] = 0
+    return {"dense": dense, "phrases": phrases, "targets": targets, "mask": mask, "pair_mask": pair_mask,
             "clip_targets": targets.amax(-1)}
 
 
 def losses(model: YamnetScorerModel, batch: dict) -> tuple[torch.Tensor, dict]:
     text = model.encode_text(batch["phrases"])
     logits = model.frame_logits(batch["dense"], text)                    # [B, N, T]
-    m = batch["mask"][:, None, :].expand_as(logits)
+    m = batch["mask"][:, None, :] * batch["pair_mask"][:, :, None]
     frame = F.binary_cross_entropy_with_logits(logits, batch["targets"], reduction="none")
     frame = (frame * m).sum() / m.sum()
     if "emb" in text:       # FineLAP's global head beside the dense one
@@ -214,21 +242,21 @@ def losses(model: YamnetScorerModel, batch: dict) -> tuple[torch.Tensor, dict]:
         clip_logits = zs_clip + model.clip_logit_scale.exp() * g @ text["emb"].T + model.clip_logit_bias
     else:                   # no global head: the clip logit is the peak frame logit
         clip_logits = (logits - (1 - batch["mask"][:, None]) * 1e4).amax(-1)
-    clip = F.binary_cross_entropy_with_logits(clip_logits, batch["clip_targets"])
+    clip = F.binary_cross_entropy_with_logits(clip_logits, batch["clip_targets"], weight=batch["pair_mask"])
     return frame, {"frame": float(frame.detach()), "clip": float(clip.detach()), "clip_t": clip}
 
 
 def frame_auroc(model: YamnetScorerModel, data: FeatureClips, hop: float, n_phrases: int = 64,
-                limit: int = 200) -> float:
+                limit: int = 200, mask_beds: bool = False) -> float:
     """Frame AUROC over val clips x (their positives + fixed negatives), pooled."""
     rng = random.Random(0)
     ys, ss = [], []
     idx = list(range(min(limit, len(data))))
     with torch.no_grad():
         for a in range(0, len(idx), 32):
-            b = make_batch(data, idx[a:a + 32], n_phrases, hop, rng)
+            b = make_batch(data, idx[a:a + 32], n_phrases, hop, rng, mask_beds=mask_beds)
             p = model.frame_logits(b["dense"], model.encode_text(b["phrases"]))
-            m = b["mask"][:, None, :].expand_as(p).bool()
+            m = (b["mask"][:, None, :] * b["pair_mask"][:, :, None]).expand_as(p).bool()
             ys.append(b["targets"][m].numpy())
             ss.append(p[m].numpy())
     return _auroc(np.concatenate(ys), np.concatenate(ss))
@@ -289,7 +317,9 @@ def train(cfg: YamnetTrainConfig, out: str | Path, resume: bool = False) -> dict
     while step < cfg.steps:
         model.train()
         batch = make_batch(train_data, rng.sample(range(len(train_data)), cfg.batch_size), cfg.n_phrases,
-                           cfg.model.hop_seconds, rng, cfg.reword_prob)
+                           cfg.model.hop_seconds, rng, cfg.reword_prob,
+                           crop_frames=int(round(cfg.crop_seconds * FPS)) if cfg.crop_seconds else None,
+                           mask_beds=cfg.mask_beds)
         frame, info = losses(model, batch)
         loss = frame + cfg.clip_weight * info.pop("clip_t")
         opt.zero_grad()
@@ -303,7 +333,7 @@ def train(cfg: YamnetTrainConfig, out: str | Path, resume: bool = False) -> dict
         out_of_time = (time.time() - t_start) / 60 > cfg.max_minutes
         if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
             model.eval()
-            auc = frame_auroc(model, val_data, cfg.model.hop_seconds)
+            auc = frame_auroc(model, val_data, cfg.model.hop_seconds, mask_beds=cfg.mask_beds)
             rec = {"step": step, "val_frame_auroc": round(auc, 4), **{k: round(v, 5) for k, v in info.items()},
                    "minutes": round((time.time() - t_start) / 60, 2)}
             log.write(json.dumps(rec) + "\n")

@@ -73,3 +73,35 @@ def test_bad_training_config_names_the_field():
         YamnetTrainConfig(model={"kind": "zeroshot"}, train=["x"], val="y")
     with pytest.raises(ValueError, match="train and val"):
         YamnetTrainConfig()
+
+
+def _synthetic_part(durations, events, beds, hop=0.16):
+    """Cached-feature layout of clips with the given durations (random features)."""
+    rng = np.random.default_rng(0)
+    n = [1 + int(round(d / hop)) for d in durations]
+    return {"emb": rng.standard_normal((sum(n), 1024)).astype(np.float16),
+            "logits": rng.standard_normal((sum(n), 521)).astype(np.float16),
+            "offsets": np.cumsum([0] + n), "durations": np.asarray(durations),
+            "events": events, "ids": [f"c{i}" for i in range(len(durations))], "beds": beds}
+
+
+def test_long_clips_are_cropped_and_bed_sounds_are_never_negatives():
+    import random
+
+    from contrastive.yamnet_train import FeatureClips, make_batch
+
+    part = _synthetic_part([40.0, 10.0], [[("dog barking", 30.0, 31.0)], [("rain", 0.0, 10.0)]],
+                           [["insect buzzing"], []])
+    data = FeatureClips([part], set())
+    hits = 0
+    for seed in range(20):
+        b = make_batch(data, [0, 1], 4, 0.16, random.Random(seed), negatives=["insect buzzing", "dog barking"],
+                       crop_frames=250, mask_beds=True)
+        assert b["dense"].shape[:2] == (2, 250) and b["mask"].all()
+        k_dog, k_bug = b["phrases"].index("dog barking"), b["phrases"].index("insect buzzing")
+        dog = int(b["targets"][0, k_dog].sum())
+        hits += dog > 0
+        assert dog <= 25                                    # the 1 s bark is 25 frames, maybe cut by the crop
+        # the 40 s clip's bed holds insects: no loss on that pair; the other clip keeps it as a negative
+        assert b["pair_mask"][0, k_bug] == 0 and b["pair_mask"][1, k_bug] == 1
+    assert 0 < hits < 20          # crops land on the dog sometimes, not always
