@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import _from_dict, dump_json
+from .config import _from_dict
 from .yamnet_scorer import YamnetScorerConfig, YamnetScorerModel, interpolate_patches
 
 FPS = 25.0
