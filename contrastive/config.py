@@ -245,5 +245,15 @@ class TrainConfig:
         return cfg
 
 
+def read_checkpoint_config(cfg_path: str | Path, parse) -> tuple[dict, Any]:
+    """A scorer checkpoint's config.json -> (the whole file, ``parse(its "model" entry)``); any
+    problem is one ValueError naming the file."""
+    try:
+        meta = json.loads(Path(cfg_path).read_text())
+        return meta, parse(meta["model"])
+    except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{cfg_path}: bad scorer config ({e})") from None
+
+
 def dump_json(obj: Any, path: str | Path) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -11,7 +11,6 @@ read ``config.json`` + ``model.safetensors`` (a frozen, pip-installed text encod
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .audio_encoders import AttentionPool, LogMel, build_audio_encoder
-from .config import ModelConfig, TrainConfig, dump_json
+from .config import ModelConfig, TrainConfig, dump_json, read_checkpoint_config
 from .text_encoders import TextEncoder
 
 WEIGHTS_NAME = "model.safetensors"
@@ -219,11 +218,7 @@ class ScorerModel(nn.Module):
         for p in (cfg_path, w_path):
             if not p.is_file():
                 raise FileNotFoundError(f"{path}: not a scorer checkpoint (missing {p.name})")
-        try:
-            meta = json.loads(cfg_path.read_text())
-            cfg = ModelConfig.from_dict(meta["model"])
-        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
-            raise ValueError(f"{cfg_path}: bad scorer config ({e})") from None
+        _, cfg = read_checkpoint_config(cfg_path, ModelConfig.from_dict)
         model = cls(cfg)
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(w_path)).items()}
         expected = set(model._stored_state())

@@ -89,14 +89,22 @@ def fake_quant(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
     return (q - zero_point) * scale
 
 
+def same_pads(h: int, w: int, stride: int, k: int = 3) -> tuple[tuple[int, int, int, int], int, int]:
+    """TensorFlow 'SAME' padding (the extra pixel after, not before) of an h x w map:
+    ((top, left, bottom, right), out_h, out_w). Used by this module and by the ONNX graph."""
+    (t, b, oh), (l, r, ow) = [_same_1d(size, stride, k) for size in (h, w)]
+    return (t, l, b, r), oh, ow
+
+
+def _same_1d(size: int, stride: int, k: int) -> tuple[int, int, int]:
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2, out
+
+
 def _same_pad(x: torch.Tensor, stride: int, k: int = 3) -> torch.Tensor:
-    """TensorFlow 'SAME' padding (extra pixel after, not before)."""
-    pads = []
-    for size in (x.shape[-1], x.shape[-2]):
-        out = math.ceil(size / stride)
-        total = max((out - 1) * stride + k - size, 0)
-        pads += [total // 2, total - total // 2]
-    return F.pad(x, pads)
+    (t, l, b, r), _, _ = same_pads(x.shape[-2], x.shape[-1], stride, k)
+    return F.pad(x, (l, r, t, b))
 
 
 class YamNet(nn.Module):
@@ -145,10 +153,11 @@ class YamNet(nn.Module):
         n = 1 + max(0, n_frames - 1) // hop_frames
         return np.arange(n) * hop_frames
 
-    def patches(self, wave: torch.Tensor, hop_seconds: float) -> torch.Tensor:
-        """[B, S] -> [B, P, 96, 64]: patch i centred at i * hop_seconds of the audio."""
+    def patches(self, wave: torch.Tensor, hop_seconds: float, mel: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, S] -> [B, P, 96, 64]: patch i centred at i * hop_seconds of the audio (``mel``:
+        ``self.logmel(wave)`` when the caller already has it)."""
         hop = _hop_frames(hop_seconds)
-        mel = self.logmel(wave)                                      # [B, T, 64]
+        mel = self.logmel(wave) if mel is None else mel              # [B, T, 64]
         half = PATCH_FRAMES // 2
         floor = math.log(LOG_OFFSET)                                 # digital silence
         mel = F.pad(mel, (0, 0, half, half + hop), value=floor)
@@ -157,13 +166,13 @@ class YamNet(nn.Module):
         return torch.stack([mel[:, s:s + PATCH_FRAMES] for s in starts], dim=1)
 
     def frames(self, wave: torch.Tensor, hop_seconds: float = 0.16, batch: int = 256,
-               engine: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+               engine: str = "auto", mel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, S] -> (embeddings [B, P, 1024], logits [B, P, 521]), patch i centred at i * hop.
 
         ``engine``: "onnxruntime" runs the same quantised network through onnxruntime's int8
         kernels (~30x faster on this CPU, no gradients); "torch" runs this module (for
         fine-tuning); "auto" takes onnxruntime when it is installed and no gradient is needed."""
-        p = self.patches(wave, hop_seconds)
+        p = self.patches(wave, hop_seconds, mel)
         B, P = p.shape[:2]
         flat = p.reshape(B * P, PATCH_FRAMES, N_MELS)
         run = self._onnx_forward if self._use_onnx(engine) else self
@@ -218,8 +227,8 @@ class YamNet(nn.Module):
         model = cls(fake_quant=fake_quant)
         stored = load_file(str(w))
         model.load_state_dict(dequantize_state(stored))
-        # the exact int8 grid, for the onnxruntime graph (yamnet_onnx.build_onnx); dropped if the
-        # float weights are trained further
+        # the exact int8 grid, for the onnxruntime graph (yamnet_onnx.build_onnx uses it only
+        # while it still dequantises to the module's weights)
         model.stored_state = stored
         return model.eval().requires_grad_(False)
 

@@ -8,29 +8,16 @@ this CPU. Built in memory from ``YamNet``'s state; nothing is written to disk.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .yamnet import N_MELS, PATCH_FRAMES
-
-
-def _same_pads(h: int, w: int, stride: int, k: int = 3) -> tuple[list[int], int, int]:
-    """TensorFlow 'SAME' pads as ONNX [top, left, bottom, right], and the output size."""
-    pads = []
-    outs = []
-    for size in (h, w):
-        out = math.ceil(size / stride)
-        total = max((out - 1) * stride + k - size, 0)
-        pads.append((total // 2, total - total // 2))
-        outs.append(out)
-    return [pads[0][0], pads[1][0], pads[0][1], pads[1][1]], outs[0], outs[1]
+from .yamnet import N_MELS, PATCH_FRAMES, dequantize_state, same_pads
 
 
 def build_onnx(model):
     """``contrastive.yamnet.YamNet`` -> onnx.ModelProto: patches [N, 1, 96, 64] ->
     (embedding [N, 1024], logits [N, 521])."""
     import onnx
+    import torch
     from onnx import TensorProto, helper, numpy_helper
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -48,11 +35,12 @@ def build_onnx(model):
         return f"{x}_dq"
 
     stored = getattr(model, "stored_state", None) or {}
+    grid = dequantize_state(stored)
 
     def weight(name, key):
         """int8 initializer + DequantizeLinear: the stored int8 grid when the module still has
         the converted weights, else symmetric int8 from the current float weights (max / 127)."""
-        if f"{key}_int8" in stored:
+        if f"{key}_int8" in stored and torch.equal(grid[key], state[key]):
             wi, scale = stored[f"{key}_int8"].numpy(), stored[f"{key}_scale"].numpy().astype(np.float32)
         else:
             w = state[key].numpy().astype(np.float32)
@@ -72,10 +60,10 @@ def build_onnx(model):
     h, w = PATCH_FRAMES, N_MELS
     for i, (conv, stride) in enumerate(zip(model.convs, model.strides)):
         k = conv.kernel_size[0]
-        pads, h2, w2 = _same_pads(h, w, stride) if k == 3 else ([0, 0, 0, 0], h, w)
+        pads, h2, w2 = same_pads(h, w, stride) if k == 3 else ((0, 0, 0, 0), h, w)
         wname = weight(f"conv{i}", f"convs.{i}.weight")
         b = const(f"conv{i}_bias", state[f"convs.{i}.bias"].numpy().astype(np.float32))
-        nodes.append(helper.make_node("Conv", [x, wname, b], [f"c{i}"], kernel_shape=[k, k], pads=pads,
+        nodes.append(helper.make_node("Conv", [x, wname, b], [f"c{i}"], kernel_shape=[k, k], pads=list(pads),
                                       strides=[stride, stride], group=conv.groups))
         nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
         x = qdq(f"r{i}", i + 1)

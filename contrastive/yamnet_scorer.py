@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import TextConfig, _from_dict, _choice, _positive, dump_json
+from .config import TextConfig, _choice, _from_dict, _positive, dump_json, read_checkpoint_config
 from .yamnet import N_CLASSES, N_MELS, YamNet
 
 LIBRARY = "earmark.contrastive.yamnet"
@@ -103,9 +103,8 @@ def interpolate_patches(x: torch.Tensor, n_frames: int, hop: float, fps: float) 
     return x[:, i0] * (1 - f) + x[:, i1] * f
 
 
-def fine_mel(logmel: nn.Module, wave: torch.Tensor, n_frames: int, fps: float) -> torch.Tensor:
-    """YAMNet's log-mel (100 frames/s) averaged over each output frame -> [B, n_frames, 64]."""
-    mel = logmel(wave.float())                                         # [B, T100, 64]
+def fine_mel(mel: torch.Tensor, n_frames: int, fps: float) -> torch.Tensor:
+    """YAMNet's log-mel [B, T100, 64] (100 frames/s) averaged over each output frame -> [B, n_frames, 64]."""
     k = int(round(100 / fps))
     need = n_frames * k
     if mel.shape[1] < need:          # the uncentred STFT is 1-2 frames short at the end
@@ -157,20 +156,23 @@ class YamnetScorerModel(nn.Module):
     def n_frames(self, n_samples: int) -> int:
         return max(1, int(n_samples // round(16000 / self.config.fps)))
 
-    def trunk_frames(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, S] -> (embeddings [B, T, 1024], logits [B, T, 521]) at ``fps``, T = S // (sr / fps)."""
+    def trunk_frames(self, wave: torch.Tensor, mel: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, S] -> (embeddings [B, T, 1024], logits [B, T, 521]) at ``fps``, T = S // (sr / fps)
+        (``mel``: the trunk's log-mel of ``wave`` when the caller already has it)."""
         if wave.dim() == 1:
             wave = wave[None]
         with torch.no_grad():
-            emb, logits = self.trunk.frames(wave.float(), self.config.hop_seconds)
+            emb, logits = self.trunk.frames(wave.float(), self.config.hop_seconds, mel=mel)
         x = interpolate_patches(torch.cat([logits, emb], -1), self.n_frames(wave.shape[-1]),
                                 self.config.hop_seconds, self.config.fps)
         return x[..., N_CLASSES:], x[..., :N_CLASSES]
 
-    def fine_frames(self, wave: torch.Tensor) -> torch.Tensor:
+    def fine_frames(self, wave: torch.Tensor, mel: torch.Tensor | None = None) -> torch.Tensor:
         """[B, S] -> YAMNet's log-mel averaged to ``fps`` [B, T, 64] (the fine stream's input)."""
-        return fine_mel(self.trunk.logmel, wave if wave.dim() == 2 else wave[None], self.n_frames(wave.shape[-1]),
-                        self.config.fps)
+        if mel is None:
+            with torch.no_grad():
+                mel = self.trunk.logmel((wave if wave.dim() == 2 else wave[None]).float())
+        return fine_mel(mel, self.n_frames(wave.shape[-1]), self.config.fps)
 
     def encode_audio(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, S] -> (global [B, C], dense [B, T, C]): YAMNet's frame logits (C = 521), then for
@@ -188,11 +190,15 @@ class YamnetScorerModel(nn.Module):
 
     def features_and_dense(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One trunk pass for the grounder: (frame embeddings [B, T, 1024], dense [B, T, joint_dim])."""
-        emb, logits = self.trunk_frames(wave)
-        parts = [logits] if self.config.kind == "zeroshot" else [logits, emb]
-        if self.config.kind == "trained" and self.config.fine_stream:
+        fine = self.config.kind == "trained" and self.config.fine_stream
+        mel = None
+        if fine:         # one log-mel feeds both the trunk's patches and the fine stream
             with torch.no_grad():
-                parts.append(self.fine_frames(wave if wave.dim() == 2 else wave[None]))
+                mel = self.trunk.logmel((wave if wave.dim() == 2 else wave[None]).float())
+        emb, logits = self.trunk_frames(wave, mel)
+        parts = [logits] if self.config.kind == "zeroshot" else [logits, emb]
+        if fine:
+            parts.append(self.fine_frames(wave, mel))
         return emb, torch.cat(parts, -1)
 
     def audio_features(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -324,11 +330,7 @@ class YamnetScorerModel(nn.Module):
         cfg_path = path / CONFIG_NAME
         if not cfg_path.is_file():
             raise FileNotFoundError(f"{path}: not a scorer checkpoint (missing {CONFIG_NAME})")
-        try:
-            meta = json.loads(cfg_path.read_text())
-            cfg = YamnetScorerConfig.from_dict(meta["model"])
-        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
-            raise ValueError(f"{cfg_path}: bad scorer config ({e})") from None
+        _, cfg = read_checkpoint_config(cfg_path, YamnetScorerConfig.from_dict)
         model = cls(cfg, trunk)
         expected = model._stored_state()
         if expected:
