@@ -113,8 +113,10 @@ class Source:
 
 
 # ----------------------------------------------------------------------------------- fetch
-def download_sounds(target_dir: str | os.PathLike, *, force: bool = False) -> Path:
-    """Fetch and unpack the corpus packages into ``target_dir/x/<package>``; returns the x root.
+def download_sounds(target_dir: str | os.PathLike, *, force: bool = False,
+                    packages: list[str] | tuple[str, ...] = tuple(PACKAGES)) -> Path:
+    """Fetch and unpack ``packages`` (default: the corpus packages) into ``target_dir/x/<package>``;
+    returns the x root.
 
     Needs ``apt-get`` with a reachable Debian mirror (``apt-get update`` done) and ``dpkg``.
     """
@@ -126,14 +128,14 @@ def download_sounds(target_dir: str | os.PathLike, *, force: bool = False) -> Pa
     debs = target / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     os.chmod(debs, 0o777)  # lets apt's _apt sandbox user write there
-    missing = [p for p in PACKAGES if not list(debs.glob(f"{p}_*.deb"))]
+    missing = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
     if missing:
         res = subprocess.run(["apt-get", "download", "-q", *missing], cwd=debs, capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"apt-get download failed for {missing}: {res.stderr.strip()[-400:]}")
     from .corpus_containers import extract_containers
 
-    for p in PACKAGES:
+    for p in packages:
         deb = sorted(debs.glob(f"{p}_*.deb"))
         if not deb:
             raise FileNotFoundError(f"{debs}: no .deb for package {p!r}")
