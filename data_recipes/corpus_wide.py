@@ -53,7 +53,7 @@ from .corpus_labels import AUDIO_SUFFIXES, PACKAGES, label_for
 from .formats import write_jsonl
 
 __all__ = ["WIDE_PACKAGES", "ALL_PACKAGES", "WideConfig", "load_wordings", "load_tagger", "scan_candidates",
-           "decide", "path_veto", "prepare_wide_corpus", "write_review"]
+           "decide", "path_veto", "prepare_wide_corpus"]
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def load_wordings(path: str | None = None) -> dict[str, tuple[str, tuple[str, ..
 _STOP = {"the", "and", "with", "etc", "sound", "sounds", "sfx", "snd", "effect", "effects", "audio", "data",
          "share", "usr", "games", "game", "wav", "ogg", "flac", "noise", "small", "large", "inside", "outside",
          "room", "someone", "something", "person", "being", "into", "from", "low", "high", "frequency", "sample",
-         "samples", "default", "theme", "music", "mus", "new", "old", "one", "two", "off", "out"}
+         "samples", "default", "theme", "music", "mus", "new", "old", "one", "two", "off", "out", "change"}
 
 
 def _stem(w: str) -> str:
@@ -146,21 +146,29 @@ def _words(text: str) -> set[str]:
 
 
 @lru_cache(maxsize=None)
-def _class_words() -> dict[str, frozenset[str]]:
-    return {c: frozenset(_words(c + " " + " ".join(ws))) for c, (g, ws) in load_wordings().items() if g != "generic"}
+def _name_words() -> dict[str, frozenset[str]]:
+    """Words of each labelable class's AudioSet name: what a file name must use to name that class."""
+    return {c: frozenset(_words(c)) for c, (g, _) in load_wordings().items() if g != "generic"}
 
 
 def path_opinion(path: str) -> set[str]:
-    """The labelable AudioSet classes whose words the file's name or folder uses."""
+    """The labelable AudioSet classes whose names the file's name or folder uses."""
     p = Path(path)
     words = _words(p.stem + " " + p.parent.name)
-    return {c for c, cw in _class_words().items() if words & cw}
+    return {c for c, cw in _name_words().items() if words & cw}
 
 
 def path_veto(path: str, label: str, top: list[str]) -> bool:
-    """True when the path names sounds and neither ``label`` nor the tagger's ``top`` classes are among them."""
-    opinion = path_opinion(path)
-    return bool(opinion) and label not in opinion and not opinion & set(top)
+    """True when the path names sounds and shares no word with the label (its name and wordings)
+    or the tagger's ``top`` classes. Speech and music are never vetoed: a voice line's or a tune's
+    file name says what is said or played, not what sound it is."""
+    words = load_wordings()
+    if words[label][0] in ("speech", "music") or not path_opinion(path):
+        return False
+    p = Path(path)
+    said = _words(p.stem + " " + p.parent.name)
+    heard = _words(" ".join([label, *words[label][1], *top]))
+    return not said & heard
 
 
 def decide(mean: dict[str, float], steady: dict[str, float], cfg: WideConfig) -> tuple[str | None, str]:
@@ -458,6 +466,8 @@ def prepare_wide_corpus(narrow: str | os.PathLike, x_roots: list[str | os.PathLi
     counts = {q: dict(c) for q, c in counts.items()}
     plot_counts({q: c for q, c in counts.items() if q in {d["events"][0]["query"] for d in records}},
                 dest / "class_counts.png")
+    from .corpus_review import write_review
+
     write_review(dest, records, n=100, seed=cfg.seed)
     (dest / "config.json").write_text(json.dumps(asdict(cfg), indent=1, sort_keys=True))
     skipped = [f"{r['file']}\t{r['skip']}" for r in rows if r.get("skip")]
@@ -467,42 +477,3 @@ def prepare_wide_corpus(narrow: str | os.PathLike, x_roots: list[str | os.PathLi
             "classes": sorted({d["meta"]["label"] for d in records})}
     marker.write_text(json.dumps(info))
     return CorpusResult(info["clips"], info["beds"], skipped, counts)
-
-
-# -------------------------------------------------------------------------------- review
-def write_review(dest: str | os.PathLike, records: list[dict], *, n: int = 100, seed: int = 0) -> Path:
-    """A sheet of ``n`` random tagger-labelled clips: ``review.tsv`` (one row per clip, with a
-    ``correct`` column to fill in by hand) and ``review-<page>.png`` (mel spectrogram thumbnails
-    numbered as in the TSV, with label, confidence and file name), 25 per page."""
-    import librosa
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    dest = Path(dest)
-    pool = sorted(records, key=lambda d: _order_key(seed, "review|" + d["id"]))[:n]
-    rows = ["n\tlabel\tphrase\tconfidence\tpackage\tpath\taudio\tcorrect"]
-    for i, d in enumerate(pool):
-        m = d["meta"]
-        rows.append(f"{i}\t{m['label']}\t{d['events'][0]['query']}\t{m['confidence']:.2f}\t{d['source']}\t"
-                    f"{m['path']}\t{d['audio']}\t")
-    (dest / "review.tsv").write_text("\n".join(rows) + "\n")
-    per = 25
-    for page in range(0, len(pool), per):
-        chunk = pool[page:page + per]
-        fig, axes = plt.subplots(5, 5, figsize=(15, 12), constrained_layout=True)
-        for ax in axes.flat:
-            ax.axis("off")
-        for j, d in enumerate(chunk):
-            y = load_audio(dest / d["audio"], 16000)
-            mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=16000, n_mels=48, hop_length=160),
-                                      ref=np.max)
-            ax = axes.flat[j]
-            ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=-70, vmax=0,
-                      extent=(0, len(y) / 16000, 0, 48))
-            ax.set_title(f"#{page + j} {d['meta']['label'][:28]} ({d['meta']['confidence']:.2f})\n"
-                         f"{d['source'][:18]}: {Path(d['meta']['path']).name[:26]}", fontsize=7)
-        fig.savefig(dest / f"review-{page // per}.png", dpi=70)
-        plt.close(fig)
-    return dest / "review.tsv"
