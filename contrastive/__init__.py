@@ -3,8 +3,10 @@
 Public API (imported lazily, so ``import contrastive`` does not pull in torch):
 
 - ``Scorer.from_pretrained(path=None)``: inference on audio of any length (None = the embedded
-  default in ``contrastive/default``): ``embed``, ``frame_scores``, ``events``, ``candidates``,
-  ``exists``, ``predict`` (eval's Predictor protocol).
+  default in ``contrastive/default``; also a shipped name, "zeroshot" or "cnn", or a Hugging Face
+  Hub id, offline from the hub cache): ``embed``, ``frame_scores``, ``events``, ``candidates``,
+  ``exists``, ``predict`` (eval's Predictor protocol); ``save_pretrained(dir)`` writes it back
+  with its inference settings.
 - ``ScorerModel.from_pretrained(path)`` / ``save_pretrained``; ``create_model(config)``.
 - For downstream models (the grounder): ``model.encode_audio(wave[B, S] @16 kHz)`` ->
   (global [B, D], dense [B, T, D]) L2-normalised in the shared space, ``model.audio_features(wave)``

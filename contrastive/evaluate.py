@@ -24,7 +24,9 @@ def score_manifest(scorer, manifest: str | Path, out_dir: str | Path, *, split: 
                    limit: int | None = None, classes: list[str] | None = None, smooth: bool = True,
                    progress: bool = True) -> dict:
     """Write ``out_dir/scores/<id>.tsv`` for each record (skipping those already written) and
-    return {"classes", "ids", "frame_auroc", "n_frames"}."""
+    return {"classes", "ids", "frame_auroc", "n_frames"}. ``smooth``: the scorer's events median
+    filter before writing (``earmark contrastive eval`` writes raw scores and filters once, as
+    ``earmark eval sed`` does); recorded in ``out_dir/score_files.json``."""
     from tqdm import tqdm
 
     manifest, out_dir = Path(manifest), Path(out_dir)
@@ -39,6 +41,7 @@ def score_manifest(scorer, manifest: str | Path, out_dir: str | Path, *, split: 
         raise ValueError(f"{manifest}: no events, so no classes to score")
     sdir = out_dir / "scores"
     sdir.mkdir(parents=True, exist_ok=True)
+    _same_post_processing(out_dir, sdir, {"median_seconds": scorer.median_seconds if smooth else 0.0})
     (out_dir / "classes.json").write_text(json.dumps(classes, indent=1) + "\n")
     all_s, all_l = [], []
     for r in tqdm(recs, desc="score", disable=not progress):
@@ -68,19 +71,33 @@ def score_manifest(scorer, manifest: str | Path, out_dir: str | Path, *, split: 
     return {"classes": classes, "ids": [r.id for r in recs], "frame_auroc": auroc(s, l), "n_frames": int(s.size)}
 
 
-def _platt(z: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
-    """Logistic regression y ~ sigmoid(a z + b) by Newton's method (tiny L2 for stability)."""
-    a, b = 1.0, 0.0
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(a * z + b)))
-        w = p * (1 - p) + 1e-9
-        g = np.array([np.sum((p - y) * z) + 1e-3 * a, np.sum(p - y)])
-        H = np.array([[np.sum(w * z * z) + 1e-3, np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
-        step = np.linalg.solve(H, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(a), float(b)
+SCORE_FILES_INFO = "score_files.json"
+
+
+def _same_post_processing(out_dir: Path, sdir: Path, post: dict) -> None:
+    """A resumed directory must not mix raw and filtered score files (their metrics would be
+    neither); what was applied is recorded beside them."""
+    info = out_dir / SCORE_FILES_INFO
+    before = json.loads(info.read_text()) if info.is_file() else None
+    if before != post and any(sdir.glob("*.tsv")):
+        was = "an unrecorded filter (written before score_files.json)" if before is None else \
+            f"median_seconds={before.get('median_seconds')}"
+        raise ValueError(f"{sdir}: its score files were written with {was}, this run writes "
+                         f"median_seconds={post['median_seconds']}; use another --out")
+    info.write_text(json.dumps(post, sort_keys=True) + "\n")
+
+
+def _platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: logistic regression y ~ sigmoid(a z + b). A tiny L2 on ``a`` only (C=1000,
+    i.e. 0.0005 a^2 beside the summed log-loss) keeps it finite on separable data."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y).astype(bool)
+    if y.all() or not y.any():
+        raise ValueError(f"calibration needs both present and absent (clip, class) pairs; got {y.size} "
+                         f"{'present' if y.any() else 'absent'} only")
+    lr = LogisticRegression(C=1000.0, tol=1e-10, max_iter=1000).fit(np.asarray(z, np.float64).reshape(-1, 1), y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
 def fit_existence_calibration(scorer, manifest: str | Path, *, split: str | None = "val",

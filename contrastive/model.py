@@ -204,14 +204,16 @@ class ScorerModel(nn.Module):
         dump_json(meta, path / CONFIG_NAME)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> "ScorerModel":
-        """Load a checkpoint directory; a scorer on the pretrained YAMNet trunk (``library``
+    def from_pretrained(cls, path: str | Path | None = None, *, revision: str | None = None) -> "ScorerModel":
+        """Load a checkpoint directory, a shipped scorer's name or a Hugging Face Hub id (as
+        ``Scorer.from_pretrained``); a scorer on the pretrained YAMNet trunk (``library``
         ``earmark.contrastive.yamnet`` in its config) loads as :class:`YamnetScorerModel`."""
         from safetensors.torch import load_file
 
+        from .scorer import resolve_scorer_dir
         from .yamnet_scorer import YamnetScorerModel, is_yamnet_checkpoint
 
-        path = Path(path)
+        path = resolve_scorer_dir(path, revision=revision)
         if is_yamnet_checkpoint(path):
             return YamnetScorerModel.from_pretrained(path)
         cfg_path, w_path = path / CONFIG_NAME, path / WEIGHTS_NAME

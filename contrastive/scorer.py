@@ -27,14 +27,47 @@ NAMED_SCORERS = {"default": DEFAULT_DIR, "zeroshot": Path(__file__).with_name("z
                  "cnn": Path(__file__).with_name("cnn")}
 
 
-def resolve_scorer_dir(path: str | Path | None) -> Path:
-    """None or a shipped scorer's name -> its package directory; anything else is a path."""
+def resolve_scorer_dir(path: str | Path | None, *, revision: str | None = None) -> Path:
+    """None or a shipped scorer's name -> its package directory; an existing path -> itself; a
+    Hugging Face Hub id ("org/name") -> its snapshot (see :func:`hub_snapshot`); anything else
+    is returned as a path, for the caller to say it does not exist."""
     if path is None:
         return DEFAULT_DIR
     p = Path(path)
-    if not p.exists() and str(path) in NAMED_SCORERS:
+    if p.exists():
+        return p
+    if str(path) in NAMED_SCORERS:
         return NAMED_SCORERS[str(path)]
+    if looks_like_hub_id(path):
+        return hub_snapshot(str(path), what="scorer", revision=revision)
     return p
+
+
+def looks_like_hub_id(name) -> bool:
+    """"org/name" or "name" as the Hub spells repositories (not "./x", "/x", "~/x" or "a/b/c")."""
+    if not isinstance(name, str) or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        return False
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def hub_snapshot(repo_id: str, *, what: str, revision: str | None = None) -> Path:
+    """The local directory of a Hub model repository, through ``huggingface_hub.snapshot_download``:
+    from its cache (``HF_HUB_CACHE``) when it is there and ``HF_HUB_OFFLINE=1`` (or when the Hub
+    cannot be reached), else downloaded into it."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision))
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileNotFoundError(f"{what} {repo_id!r}: no such directory, shipped name, nor Hugging Face "
+                                f"Hub model (in its cache or online: {reason})") from None
 
 
 @dataclass
@@ -105,6 +138,17 @@ def peak_windows(candidates, peak_ratio: float = 0.5) -> list[tuple[float, float
     return [tuple(w) for w in out]
 
 
+def _persist_text_features(model) -> None:
+    """Inference asks the same phrases again and again (and a YAMNet scorer its 521 class names
+    every time): keep the frozen text tower's features on disk, so a later process loads the text
+    model only for a phrase it has not seen (``text_encoders.PhraseStore``)."""
+    from .text_encoders import TextEncoder
+
+    for m in model.modules() if hasattr(model, "modules") else ():
+        if isinstance(m, TextEncoder):
+            m.persist()
+
+
 class Scorer:
     """Wraps a :class:`ScorerModel` for inference on files of any length."""
 
@@ -117,6 +161,7 @@ class Scorer:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold={threshold}: must be in (0, 1)")
         self.model = model.eval()
+        _persist_text_features(model)
         self.window, self.hop = float(window), float(hop)
         # events and candidates want a long filter (it keeps an event in one piece), existence a
         # short one (a long filter flattens the peak of a short event); None: one filter for all
@@ -148,14 +193,17 @@ class Scorer:
         self.existence_calibration = getattr(model, "existence_calibration", None)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, **kw) -> "Scorer":
-        """Load a checkpoint directory; ``None`` loads the embedded default of the package, and a
-        name of ``NAMED_SCORERS`` ("zeroshot", "cnn") another scorer the package ships."""
+    def from_pretrained(cls, path: str | Path | None = None, *, revision: str | None = None, **kw) -> "Scorer":
+        """Load a checkpoint directory (``earmark contrastive train`` output or
+        :meth:`save_pretrained`); ``None`` loads the embedded default of the package, a name of
+        ``NAMED_SCORERS`` ("zeroshot", "cnn") another scorer the package ships, and a Hugging Face
+        Hub id ("org/name", at ``revision``) the snapshot of that repository (offline from the hub
+        cache with ``HF_HUB_OFFLINE=1``). ``kw`` override the checkpoint's inference settings."""
         import json
 
         from .model import ScorerModel
 
-        path = resolve_scorer_dir(path)
+        path = resolve_scorer_dir(path, revision=revision)
         model = ScorerModel.from_pretrained(path)
         meta = json.loads((path / "config.json").read_text())
         inf = dict(meta.get("inference") or {})
@@ -163,11 +211,40 @@ class Scorer:
         decision = inf.pop("decision", None) or {}
         inf.update({k: decision[k] for k in ("exists_threshold", "absent_below", "candidate_rel") if k in decision})
         inf.update(kw)
-        return cls(model, **inf)
+        scorer = cls(model, **inf)
+        scorer._checkpoint_meta = meta
+        return scorer
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write this scorer so that :meth:`from_pretrained` rebuilds it: weights (none for a
+        zero-shot scorer), model config, and the inference settings in use (windows, filters,
+        thresholds, existence decision and calibration) in ``config.json``, beside whatever else
+        the checkpoint it was loaded from recorded (how it was trained, threshold statistics).
+        The directory is what ``huggingface_hub.upload_folder`` publishes."""
+        meta = {k: v for k, v in getattr(self, "_checkpoint_meta", {}).items()
+                if k not in ("library", "format_version", "model", "frames_per_second")}
+        meta["inference"] = self._inference_settings(meta.get("inference") or {})
+        self.model.save_pretrained(Path(path), extra=meta)
+        return Path(path)
+
+    def _inference_settings(self, stored: dict) -> dict:
+        inf = dict(stored) | {"window": self.window, "hop": self.hop, "median_seconds": self.median_seconds,
+                              "threshold": self.threshold, "exists_median_seconds": self.exists_median_seconds}
+        inf["decision"] = dict(stored.get("decision") or {}) | {
+            "exists_threshold": self.exists_threshold, "absent_below": self.absent_below,
+            "candidate_rel": self.candidate_rel}
+        if self.existence_calibration:
+            inf["existence_calibration"] = self.existence_calibration
+        else:
+            inf.pop("existence_calibration", None)
+        return inf
 
     # ------------------------------------------------------------------ encoding
-    def embed(self, audio, *, name: str | None = None, progress: bool = False) -> AudioEmbedding:
-        """Encode audio once: a path (any length, streamed), or mono float samples at 16 kHz."""
+    def embed(self, audio, *, name: str | None = None, progress: bool = False,
+              sample_rate: int | None = None) -> AudioEmbedding:
+        """Encode audio once: a path (any length, streamed), or samples — at ``sample_rate`` when
+        given (any rate and (samples,) / (channels, samples) / (samples, channels) layout), else
+        mono at the model's rate (``self.sr``)."""
         if isinstance(audio, AudioEmbedding):
             return audio
         if isinstance(audio, (str, Path)):
@@ -184,10 +261,12 @@ class Scorer:
             emb = self._embed_windows(stream_windows(p, self.sr, self.window, self.hop), name or str(p), progress)
             self._cache = {key: emb}      # keep one file: hours of frames are not free
             return emb
-        y = np.asarray(audio)
-        from data_recipes.audio import to_mono_rate
+        from data_recipes.audio import array_to_mono, to_mono_rate
 
-        y = to_mono_rate(y, self.sr, None, name=name or "audio array")
+        if sample_rate is not None:
+            y = array_to_mono(audio, sample_rate, self.sr, name=name or "audio array")
+        else:
+            y = to_mono_rate(np.asarray(audio), self.sr, None, name=name or "audio array")
         w, h = int(self.window * self.sr), int(self.hop * self.sr)
         wins = []
         a = 0

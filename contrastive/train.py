@@ -73,22 +73,14 @@ def compute_losses(model: ScorerModel, batch: dict, cfg: TrainConfig) -> dict:
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with tied ranks averaged); NaN without both classes."""
+    """Area under the ROC curve (scikit-learn's, ties counting one half); NaN without both classes
+    (scikit-learn raises there, and a validation set without positives is not an error)."""
+    from sklearn.metrics import roc_auc_score
+
     scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels).ravel().astype(bool)
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    if n_pos == 0 or n_neg == 0:
+    if labels.all() or not labels.any():
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    s = scores[order]
-    ranks = np.empty(len(s))
-    # average ranks over ties
-    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
-    ends = np.r_[starts[1:], len(s)]
-    for a, b in zip(starts, ends):
-        ranks[a:b] = (a + b + 1) / 2.0
-    r = np.empty_like(ranks)
-    r[order] = ranks
-    return float((r[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(labels, scores))
 
 
 @torch.no_grad()

@@ -19,7 +19,10 @@ and the first and last frames of the audio have a patch of their own.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -200,17 +203,41 @@ class YamNet(nn.Module):
             return False
         return True
 
+    def _onnx_bytes(self) -> bytes:
+        """The int8 graph of these weights, built once and kept in earmark's cache: building it
+        needs ``import onnx``, which costs a new process ~1 s, more than the whole graph run."""
+        from .text_encoders import cache_root
+
+        h = hashlib.sha256()
+        for store in (self.state_dict(), getattr(self, "stored_state", None) or {}):
+            for k in sorted(store):
+                h.update(k.encode())
+                h.update(store[k].detach().cpu().contiguous().numpy().tobytes())
+        root = cache_root()
+        path = None if root is None else root / "yamnet" / f"{h.hexdigest()[:24]}.onnx"
+        if path is not None and path.is_file():
+            return path.read_bytes()
+        from .yamnet_onnx import build_onnx
+
+        data = build_onnx(self).SerializeToString()
+        if path is not None:
+            try:  # best effort: a cache that cannot be written only costs the rebuild
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
+                    f.write(data)
+                os.replace(f.name, path)
+            except OSError:
+                pass
+        return data
+
     def _onnx_forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if getattr(self, "_session", None) is None:
             import onnxruntime as ort
 
-            from .yamnet_onnx import build_onnx
-
             so = ort.SessionOptions()
             so.intra_op_num_threads = torch.get_num_threads()
             so.log_severity_level = 3
-            self._session = ort.InferenceSession(build_onnx(self).SerializeToString(), so,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(self._onnx_bytes(), so, providers=["CPUExecutionProvider"])
         x = patches.detach().float().numpy()[:, None]
         emb, logits = self._session.run(None, {"patches": x})
         return torch.from_numpy(emb), torch.from_numpy(logits)

@@ -259,18 +259,9 @@ def frame_auroc(model: YamnetScorerModel, data: FeatureClips, hop: float, n_phra
             m = (b["mask"][:, None, :] * b["pair_mask"][:, :, None]).expand_as(p).bool()
             ys.append(b["targets"][m].numpy())
             ss.append(p[m].numpy())
-    return _auroc(np.concatenate(ys), np.concatenate(ss))
+    from .train import auroc
 
-
-def _auroc(y: np.ndarray, s: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    pos = y > 0.5
-    n1, n0 = pos.sum(), (~pos).sum()
-    if not n1 or not n0:
-        return float("nan")
-    r = rankdata(s)
-    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return auroc(np.concatenate(ss), np.concatenate(ys) > 0.5)
 
 
 # ---------------------------------------------------------------------- loop

@@ -11,8 +11,8 @@ def _check(args) -> int:
     status = 0
     for path in args.files:
         try:
-            kind, good, errors = check_file(path, args.kind, check_audio=args.audio)
-        except FileNotFoundError as exc:
+            kind, good, errors = check_file(path, args.kind, check_audio=args.audio, manifest=args.manifest)
+        except (FileNotFoundError, ValueError) as exc:  # ValueError: a bad --manifest (FormatError)
             print(f"error: {exc}", file=sys.stderr)
             status = 1
             continue
@@ -46,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("files", nargs="+")
     c.add_argument("--kind", choices=["manifest", "queries", "predictions"], default=None,
                    help="record kind (default: guessed from the first line)")
-    c.add_argument("--audio", action="store_true", help="also check that every audio file exists")
+    c.add_argument("--audio", action="store_true",
+                   help="also check that every audio file exists and lasts the duration its manifest line says")
+    c.add_argument("--manifest", default=None,
+                   help="check query/prediction files against this manifest: known audio ids, windows within "
+                        "the audio's duration")
     c.set_defaults(func=_check)
     return p
 

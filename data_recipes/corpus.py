@@ -53,7 +53,7 @@ from .corpus_labels import (AUDIO_SUFFIXES, HIT_CLASSES, PACKAGES, bed_caption, 
                             query_for)
 from .formats import Event, ManifestRecord, write_jsonl
 
-__all__ = ["CorpusConfig", "Source", "download_sounds", "scan_sounds", "synth_sources", "assign_splits",
+__all__ = ["CorpusConfig", "Source", "download_sounds", "scan_sounds", "synth_sources", "missing_synth_tools", "assign_splits",
            "prepare_corpus", "CorpusResult", "SPLITS", "plot_counts"]
 
 log = logging.getLogger(__name__)
@@ -234,10 +234,23 @@ _NOISE_BEDS = ["steady pink noise", "wind-like brown noise", "room tone with mai
                "surf-like modulated noise"]
 
 
+SYNTH_TOOLS = {"flite": "flite", "espeak-ng": "espeak-ng", "fluidsynth": "fluidsynth"}   # tool -> Debian package
+
+
+def missing_synth_tools() -> list[str]:
+    """The generator programs the synthesised sources need that are not on PATH."""
+    return [t for t in SYNTH_TOOLS if shutil.which(t) is None]
+
+
 def synth_sources(x_root: str | os.PathLike) -> list[Source]:
     """Generator sources: TTS speech (when flite / espeak-ng are installed), GM programs (when
     fluidsynth and the sound fonts are there) and numpy noise beds (always)."""
     x_root = Path(x_root)
+    missing = missing_synth_tools()
+    if missing:  # never silent: what is missing takes classes ('a man speaking', GM programs) with it
+        log.warning("synthesised sources without %s (not installed: apt-get install %s): their speech / "
+                    "General-MIDI clips are left out", ", ".join(missing),
+                    " ".join(SYNTH_TOOLS[t] for t in missing))
     out: list[Source] = []
     for i, text in enumerate(_SENTENCES):
         # two male voices and one female voice per sentence, rotating through the voices

@@ -7,9 +7,16 @@ from pathlib import Path
 
 
 def _run(args) -> int:
-    from .corpus import CorpusConfig, download_sounds, prepare_corpus
+    from .corpus import SYNTH_TOOLS, CorpusConfig, download_sounds, missing_synth_tools, prepare_corpus
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    missing = [] if args.no_synth or args.allow_missing_tools else missing_synth_tools()
+    if missing:
+        print(f"earmark data corpus: error: {', '.join(missing)} not installed: the synthesised speech / "
+              f"General-MIDI sources need {'them' if len(missing) > 1 else 'it'} (apt-get install "
+              f"{' '.join(SYNTH_TOOLS[t] for t in missing)}); or pass --allow-missing-tools to build without "
+              f"their clips, or --no-synth to build without any synthesised source", file=sys.stderr)
+        return 2
     try:
         cfg = CorpusConfig(seed=args.seed, cap_per_class=args.cap_per_class, workers=args.workers,
                            synth_sources=not args.no_synth)
@@ -102,5 +109,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cap-per-class", type=int, default=150, help="max source recordings per class (default 150)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--no-synth", action="store_true", help="skip TTS / fluidsynth / noise-bed sources")
+    p.add_argument("--allow-missing-tools", action="store_true",
+                   help="build even if flite / espeak-ng / fluidsynth are missing (their clips are left out)")
     p.add_argument("--force", action="store_true", help="redo even if DEST/.completed exists")
     p.set_defaults(func=_run)

@@ -47,12 +47,17 @@ __all__ = [
     "JsonlAppender",
     "detect_kind",
     "check_file",
+    "check_query_fits",
+    "check_audio_duration",
     "resolve_audio",
     "load_hf_dataset",
     "merge_events",
 ]
 
 TIME_DECIMALS = 2
+# a manifest duration may differ from its audio's header by rounding and codec padding, not more
+DURATION_TOLERANCE_S = 0.1
+DURATION_TOLERANCE_REL = 0.01
 
 
 class FormatError(ValueError):
@@ -487,16 +492,44 @@ def detect_kind(d: dict) -> str:
     raise FormatError(f"not a manifest, query or prediction record (fields: {sorted(d)[:8]})")
 
 
+def check_query_fits(q: QueryRecord | PredictionRecord, durations: dict[str, float], manifest=None) -> None:
+    """A query (or prediction) must name an audio id of the manifest, and its windows must end
+    within that audio's duration (``durations``: audio id -> seconds, from ``manifest``)."""
+    what = f"{'query' if isinstance(q, QueryRecord) else 'prediction'} record {q.id!r}"
+    if q.audio_id not in durations:
+        raise FormatError(f"{what}: audio id {q.audio_id!r} is not in the manifest {manifest or ''}".rstrip())
+    for i, w in enumerate(q.windows):
+        _check_window(w[0], w[1], f"{what} window {i}", durations[q.audio_id])
+
+
+def check_audio_duration(rec: ManifestRecord, audio_path: str | os.PathLike) -> None:
+    """The manifest's duration must be the audio file's (within rounding and codec padding)."""
+    from .audio import AudioError, audio_info
+
+    try:
+        real = audio_info(audio_path).duration
+    except AudioError as exc:
+        raise FormatError(f"manifest record {rec.id!r}: audio {exc}") from None
+    if abs(real - rec.duration) > max(DURATION_TOLERANCE_S, DURATION_TOLERANCE_REL * real):
+        raise FormatError(f"manifest record {rec.id!r}: duration {rec.duration} s, but its audio {audio_path} "
+                          f"is {real:.2f} s long")
+
+
 def check_file(path: str | os.PathLike, kind: str | None = None, *, check_audio: bool = False,
-               max_errors: int = 20) -> tuple[str, int, list[FormatError]]:
+               max_errors: int = 20, manifest: str | os.PathLike | None = None) -> tuple[str, int, list[FormatError]]:
     """Validate every line of a JSONL file. Returns (kind, number of good records, errors).
 
     ``kind`` is guessed from the first line when not given. With ``check_audio`` every manifest
-    line's audio file must exist.
+    line's audio file must exist and last the duration the line says. With ``manifest`` every
+    query/prediction line must name one of its audio ids and keep its windows within that
+    audio's duration.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    durations = None
+    if manifest is not None:
+        durations = {r.id: r.duration for r in read_jsonl(manifest, ManifestRecord)}
     errors: list[FormatError] = []
     good = 0
     seen: set[str] = set()
@@ -519,6 +552,9 @@ def check_file(path: str | os.PathLike, kind: str | None = None, *, check_audio:
                     p = resolve_audio(path, rec)
                     if not p.is_file():
                         raise FormatError(f"audio file {str(p)!r} does not exist")
+                    check_audio_duration(rec, p)
+                if durations is not None and kind != "manifest":
+                    check_query_fits(rec, durations, manifest)
                 good += 1
             except FormatError as exc:
                 errors.append(FormatError(exc.reason, path=path, line=lineno))

@@ -63,8 +63,9 @@ def build_sub_parser() -> argparse.ArgumentParser:
                                   "(header: onset, offset, one column per class), or one such file")
     d.add_argument("--manifest", required=True, help="ground truth: events of the scored audio ids")
     d.add_argument("--out", required=True)
-    d.add_argument("--median-filter", type=int, default=3,
-                   help="median filter length in frames applied to the scores first (1 = none; default 3 as FLAM)")
+    d.add_argument("--median-filter", type=int, default=None,
+                   help="median filter length in frames applied to the scores first (odd; 1 = none; default 3 as "
+                        "FLAM, the same as `earmark contrastive eval`)")
     d.add_argument("--collar-threshold", type=float, default=0.5, help="decision threshold of the collar F1")
     d.add_argument("--auroc-segment", type=float, default=None,
                    help="AUROC segment length in seconds (default: the scores' frame length)")
@@ -105,7 +106,8 @@ def _run(args) -> int:
         kwargs = parse_predictor_args(args.predictor_arg)
         predictor = load_predictor(args.predictor, **kwargs)
         summary = run_eval(args.queries, args.manifest, predictor, out, resume=args.resume,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress,
+                           identity={"predictor": args.predictor, "predictor_args": kwargs})
         print(f"{summary.n_answered} answered now ({summary.n_errors} errors), {summary.n_skipped} already done, "
               f"in {summary.seconds:.1f} s -> {summary.predictions_path}")
         pred_path = summary.predictions_path
@@ -129,20 +131,18 @@ def _score(args) -> int:
 
 
 def _sed(args) -> int:
-    from .postprocess import median_filter
-    from .sed_metrics import SedEvalConfig, evaluate_sed, ground_truth_from_manifest, plot_psd_roc, read_scores
+    from .postprocess import DEFAULT_MEDIAN_FILTER, check_filter_length, describe_median_filter
+    from .sed_metrics import SedEvalConfig, evaluate_sed_files, plot_psd_roc
 
-    scores = read_scores(args.scores)
-    if args.median_filter != 1:
-        scores = median_filter(scores, filter_length=args.median_filter)
-    gt, durations = ground_truth_from_manifest(args.manifest, scores.keys())
+    n = check_filter_length(DEFAULT_MEDIAN_FILTER if args.median_filter is None else args.median_filter)
     config = SedEvalConfig(collar_threshold=args.collar_threshold, auroc_segment_length=args.auroc_segment,
                            unscored_events="drop" if args.drop_unscored_events else "error")
-    metrics = evaluate_sed(scores, gt, durations, config=config)
+    metrics, frame_s = evaluate_sed_files(args.scores, args.manifest, median_filter=n, config=config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = metrics.to_dict()
-    data["median_filter"] = args.median_filter
+    data["median_filter"] = n
+    print(f"post-processing: {describe_median_filter(n, frame_s)} (--median-filter)")
     data["inputs"] = {"scores": args.scores, "manifest": args.manifest}
     (out / "sed_metrics.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     png = plot_psd_roc(metrics, out / "psd_roc.png")

@@ -11,7 +11,27 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["median_filter", "detect_events"]
+__all__ = ["median_filter", "detect_events", "DEFAULT_MEDIAN_FILTER", "check_filter_length", "describe_median_filter"]
+
+# the filter every SED number of earmark gets unless told otherwise (`eval sed`, `contrastive eval`)
+DEFAULT_MEDIAN_FILTER = 3
+# longer than any event a frame-level metric can still see (40 s at 25 fps): a typo, not a choice
+MAX_MEDIAN_FILTER = 1001
+
+
+def check_filter_length(n: int, option: str = "--median-filter") -> int:
+    """``n`` as a command-line median filter length, or one error naming the option."""
+    if not (1 <= n <= MAX_MEDIAN_FILTER and n % 2 == 1):
+        raise ValueError(f"{option} must be an odd number of frames from 1 to {MAX_MEDIAN_FILTER}, got {n}")
+    return n
+
+
+def describe_median_filter(filter_length: int, frame_seconds: float | None = None) -> str:
+    """How a reported number was post-processed, for the line printed beside it."""
+    if filter_length == 1:
+        return "no median filter (raw frame scores)"
+    span = f", {filter_length * frame_seconds:.2f} s" if frame_seconds else ""
+    return f"median filter of {filter_length} frames{span} on the frame scores"
 
 
 def median_filter(scores, *, filter_length: int):

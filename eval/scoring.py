@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_recipes.formats import ManifestRecord, PredictionRecord, QueryRecord, read_jsonl
+from data_recipes.formats import FormatError, ManifestRecord, PredictionRecord, QueryRecord, check_file, read_jsonl
 
 from .metrics import (F1_IOU_THRESHOLD, R1_THRESHOLDS, GroundingMetrics, QueryOutcome, grounding_metrics,
                       query_outcome)
@@ -90,6 +90,8 @@ def score_predictions(queries: list[QueryRecord], predictions: list[PredictionRe
     re-parsed windows and to draw timelines.
     """
     config = config or ScoringConfig()
+    if not queries:
+        raise ValueError("no queries to score: every metric would be undefined")
     by_id = {p.id: p for p in predictions}
     ids = check_ids([q.id for q in queries], by_id)
     if not ids.ok and not config.allow_missing:
@@ -143,6 +145,13 @@ def score_files(predictions_path: str | Path, queries_path: str | Path, *, manif
                 config: ScoringConfig | None = None) -> EvalResult:
     """:func:`score_predictions` on files (the manifest, optional, gives durations)."""
     queries = read_jsonl(queries_path, QueryRecord)
+    if not queries:
+        raise ValueError(f"{queries_path}: no queries (the file has no records); nothing to score")
+    if manifest_path is not None:
+        errors = check_file(queries_path, "queries", manifest=manifest_path)[2]
+        if errors:
+            more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+            raise FormatError("; ".join(str(e) for e in errors[:3]) + more)
     predictions = read_jsonl(predictions_path, PredictionRecord)
     return score_predictions(queries, predictions, config=config, durations=read_durations(manifest_path))
 

@@ -412,6 +412,25 @@ def read_scores(path: str | Path) -> dict[str, pd.DataFrame]:
     return out
 
 
+def evaluate_sed_files(scores_path: str | Path, manifest_path: str | Path, *, median_filter: int,
+                       config: SedEvalConfig | None = None, audio_ids=None) -> tuple[SedMetrics, float | None]:
+    """The SED metrics of score files (:func:`read_scores`) against a manifest's events, after a
+    ``median_filter`` of that many frames (1: none) — the one path both ``earmark eval sed`` and
+    ``earmark contrastive eval`` take, so the same files give the same numbers. ``audio_ids``:
+    only these files. Returns (metrics, the frame length in seconds, for reporting the filter)."""
+    from .postprocess import median_filter as _median_filter
+
+    scores = read_scores(scores_path)
+    if audio_ids is not None:
+        keep = set(audio_ids)
+        scores = {k: v for k, v in scores.items() if k in keep}
+    scores = _median_filter(scores, filter_length=median_filter)
+    gt, durations = ground_truth_from_manifest(manifest_path, list(scores))
+    first = next(iter(scores.values()), None)
+    frame_s = float(first["offset"].iloc[0] - first["onset"].iloc[0]) if first is not None and len(first) else None
+    return evaluate_sed(scores, gt, durations, config=config), frame_s
+
+
 def ground_truth_from_manifest(manifest_path: str | Path, audio_ids=None):
     """(ground truth, durations) for the manifest records in ``audio_ids`` (all when None):
     each event becomes ``(start, end, query)`` — the query text is the class."""

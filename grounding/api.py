@@ -4,6 +4,7 @@
 
     g = Grounder.from_pretrained()                      # the embedded defaults of the package
     a = g.ask("street.flac", "a dog barks")
+    g.ask(samples, "a dog barks", sample_rate=44100)    # an array: its rate is required
     a.exists, [(w.start, w.end, w.confidence) for w in a.windows]
     g.ask_many("street.flac", ["dog barking", "car horn"])   # audio encoded once
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pipeline import MODES, Answer, Pipeline, PipelineConfig
+from .pipeline import MODES, SAMPLE_RATE, Answer, Pipeline, PipelineConfig
 
 GROUNDER_DEFAULT_DIR = Path(__file__).with_name("default")
 
@@ -99,6 +100,70 @@ def _missing_message(need: list[str]) -> str:
     return "no model to answer with: need " + " and ".join(parts)
 
 
+def _wave(audio, sample_rate):
+    """A path as it is (its header has the rate); an array -> mono samples at the pipeline's rate.
+    A ``(samples, rate)`` pair is an array with its rate."""
+    if isinstance(audio, (str, Path)):
+        if sample_rate is not None:
+            raise ValueError(f"sample_rate={sample_rate!r} is for arrays of samples; the rate of {audio} "
+                             f"is read from its header")
+        return audio
+    import numpy as np
+
+    from data_recipes.audio import array_to_mono
+
+    if isinstance(audio, tuple) and len(audio) == 2 and sample_rate is None and np.ndim(audio[1]) == 0:
+        audio, sample_rate = audio
+    return array_to_mono(audio, sample_rate, SAMPLE_RATE)
+
+
+SAVED, SAVED_LIBRARY = "earmark_grounder.json", "earmark.grounding"
+
+
+def _grounder_source(grounder, revision) -> Path:
+    """An existing path as it is; a Hugging Face Hub id -> its snapshot directory."""
+    from contrastive.scorer import hub_snapshot, looks_like_hub_id
+
+    p = Path(grounder)
+    if p.exists() or not looks_like_hub_id(grounder):
+        return p
+    try:
+        return hub_snapshot(str(grounder), what="grounder", revision=revision)
+    except FileNotFoundError as exc:
+        raise MissingModelError(str(exc)) from None
+
+
+def _read_saved(path: Path) -> dict | None:
+    """The settings of a ``Grounder.save_pretrained`` directory, or None for any other directory."""
+    import json
+
+    f = path / SAVED
+    if not f.is_file():
+        return None
+    try:
+        saved = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{f}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(saved, dict) or saved.get("library") != SAVED_LIBRARY or saved.get("mode") not in MODES \
+            or not isinstance(saved.get("config"), dict):
+        raise ValueError(f"{f}: not a saved earmark grounder (needs library {SAVED_LIBRARY!r}, a mode of "
+                         f"{MODES} and a config object)")
+    return saved
+
+
+def _scorer_dir(scorer) -> Path:
+    from contrastive.scorer import resolve_scorer_dir
+
+    try:
+        s_dir = resolve_scorer_dir(scorer)
+    except FileNotFoundError as exc:
+        raise MissingModelError(str(exc)) from None
+    if not (s_dir / "config.json").is_file():
+        what = "no such directory" if not s_dir.exists() else "no config.json (not a scorer checkpoint)"
+        raise MissingModelError(f"scorer {scorer}: {what}")
+    return s_dir
+
+
 class Grounder:
     """A ready :class:`~grounding.pipeline.Pipeline` with the models it was built from."""
 
@@ -117,21 +182,52 @@ class Grounder:
     @classmethod
     def from_pretrained(cls, grounder=None, scorer=None, *, mode: str = "auto", engine: str = "hf",
                         engine_options: dict | None = None, config: PipelineConfig | dict | None = None,
-                        device=None, **overrides) -> "Grounder":
-        """Load the models ``mode`` needs. ``config``/``overrides``: PipelineConfig fields
-        (thresholds, ...); ``engine_options`` go to the engine (``hf``: ``max_batch``)."""
+                        device=None, revision: str | None = None, **overrides) -> "Grounder":
+        """Load the models ``mode`` needs. ``grounder``: a checkpoint directory, a
+        :meth:`save_pretrained` directory (its models, mode and settings), or a Hugging Face Hub
+        id of either (at ``revision``; resolved through ``huggingface_hub``, offline from its cache
+        with ``HF_HUB_OFFLINE=1``); ``scorer``: a directory, shipped name or Hub id. ``config``/
+        ``overrides``: PipelineConfig fields (thresholds, ...), over a saved directory's own;
+        ``engine_options`` go to the engine (``hf``: ``max_batch``)."""
         if mode != "auto" and mode not in MODES:
             raise ValueError(f"mode must be 'auto' or one of {MODES}, got {mode!r}")
+        if grounder is not None:
+            grounder = _grounder_source(grounder, revision)
+            saved = _read_saved(grounder)
+            if saved is not None:
+                if isinstance(config, PipelineConfig):
+                    config = config.to_dict()
+                g_dir = grounder / "grounder" if (grounder / "grounder").is_dir() else None
+                s_dir = _scorer_dir(scorer) if scorer is not None else (
+                    grounder / "scorer" if (grounder / "scorer").is_dir() else None)
+                return cls._assemble(g_dir, s_dir, mode=saved["mode"] if mode == "auto" else mode, engine=engine,
+                                     engine_options=engine_options, config=saved["config"] | dict(config or {}),
+                                     device=device, overrides=overrides)
         g_dir = resolve_grounder_dir(grounder) if grounder is not None else default_grounder_dir()
-        if scorer is not None:
-            from contrastive.scorer import resolve_scorer_dir
+        s_dir = _scorer_dir(scorer) if scorer is not None else default_scorer_dir()
+        return cls._assemble(g_dir, s_dir, mode=mode, engine=engine, engine_options=engine_options, config=config,
+                             device=device, overrides=overrides)
 
-            s_dir = resolve_scorer_dir(scorer)
-            if not (s_dir / "config.json").is_file():
-                what = "no such directory" if not s_dir.exists() else "no config.json (not a scorer checkpoint)"
-                raise MissingModelError(f"scorer {scorer}: {what}")
-        else:
-            s_dir = default_scorer_dir()
+    def save_pretrained(self, path) -> Path:
+        """Write this grounder's models and settings to one directory that :meth:`from_pretrained`
+        loads back (and, uploaded with ``huggingface_hub.upload_folder``, loads by Hub id):
+        ``earmark_grounder.json`` (mode and every PipelineConfig field), ``scorer/``
+        (``Scorer.save_pretrained``) and ``grounder/`` (the backbone's ``save_pretrained``), each
+        only when this grounder has that model."""
+        import json
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if self.pipeline.scorer is not None:
+            self.pipeline.scorer.save_pretrained(path / "scorer")
+        if self.pipeline.backbone is not None:
+            self.pipeline.backbone.save_pretrained(path / "grounder")
+        saved = {"library": SAVED_LIBRARY, "format_version": 1, "mode": self.mode, "config": self.config.to_dict()}
+        (path / SAVED).write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def _assemble(cls, g_dir, s_dir, *, mode, engine, engine_options, config, device, overrides) -> "Grounder":
         if mode == "auto":
             if g_dir is not None and s_dir is not None:
                 mode = "fused"
@@ -164,13 +260,15 @@ class Grounder:
                    "engine": engine if backbone is not None else None}
         return cls(Pipeline(cfg, backbone=backbone, engine=eng, scorer=sc), sources=sources)
 
-    def ask(self, audio, query: str) -> Answer:
-        """Does ``query`` happen in ``audio`` (a path, 16 kHz samples, or (samples, rate)) and when?"""
-        return self.pipeline.ask(audio, query)
+    def ask(self, audio, query: str, *, sample_rate: int | None = None) -> Answer:
+        """Does ``query`` happen in ``audio`` and when? ``audio``: a path, or an array of samples
+        with its ``sample_rate`` (any rate; (samples,), (channels, samples) or (samples, channels))."""
+        return self.pipeline.ask(_wave(audio, sample_rate), query)
 
-    def ask_many(self, audio, queries: list[str]) -> list[Answer]:
-        """Several queries about one recording; its audio is encoded once for all of them."""
-        return self.pipeline.ask_many(audio, queries)
+    def ask_many(self, audio, queries: list[str], *, sample_rate: int | None = None) -> list[Answer]:
+        """Several queries about one recording; its audio is encoded once for all of them.
+        ``audio`` and ``sample_rate`` as for :meth:`ask`."""
+        return self.pipeline.ask_many(_wave(audio, sample_rate), queries)
 
     def describe(self) -> dict:
         return {"mode": self.mode, **self.sources, "config": self.config.to_dict()}

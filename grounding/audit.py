@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_recipes.formats import (JsonlAppender, ManifestRecord, PredictionRecord, QueryRecord, merge_events,
-                                  read_jsonl, resolve_audio, write_jsonl)
+                                  read_jsonl, resolve_audio)
 from data_recipes.queries import normalize_query, sample_negative_queries
 
 QUERIES_FILE, PREDICTIONS_FILE, ANSWERS_FILE = "queries.jsonl", "predictions.jsonl", "answers.jsonl"

@@ -45,6 +45,10 @@ class EarmarkPredictor:
                                                                  engine_options=engine_options, **config)
         self.engine = f"earmark-{self.grounder.mode}" + (f"-{engine}" if self.grounder.mode != "scorer" else "")
 
+    def describe(self) -> dict:
+        """The models and settings answering (eval refuses to resume a run with other ones)."""
+        return self.grounder.describe()
+
     def predict(self, audio_path: Path, queries: list[QueryRecord]) -> list[PredictionRecord]:
         out, ok = [], []
         for q in queries:

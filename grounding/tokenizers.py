@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -26,8 +27,12 @@ CHATML_TEMPLATE = (
 
 
 def cache_dir() -> Path:
-    """Where earmark caches derived files (``$EARMARK_CACHE`` or ``~/.cache/earmark``)."""
-    return Path(os.environ.get("EARMARK_CACHE", Path.home() / ".cache" / "earmark"))
+    """Where earmark caches derived files (``contrastive.text_encoders.cache_root``); with the cache
+    switched off (``EARMARK_CACHE=off``) a per-user temporary directory, since the files must exist."""
+    from contrastive.text_encoders import cache_root
+
+    root = cache_root()
+    return root if root is not None else Path(tempfile.gettempdir()) / f"earmark-{os.getuid()}"
 
 
 def qwen2_tokenizer(*, chat_template: bool = True, cache: str | os.PathLike | None = None):

@@ -284,10 +284,12 @@ def val_loss(backbone, model, examples, interleaver, cache, batch_size: int, aut
     return total / max(1, n)
 
 
-def linear_warmup_decay(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
+def lr_schedule(optimizer, warmup: int, total: int):
+    """Linear warmup to ``cfg.lr`` over ``warmup`` steps, then linear decay to 0 at ``total``
+    (transformers' "linear" schedule; a LambdaLR, so checkpoints save and resume it)."""
+    from transformers import get_scheduler
+
+    return get_scheduler("linear", optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -331,10 +333,11 @@ def train(cfg: TrainConfig, *, backbone=None) -> Path:
     per_step = cfg.batch_size * cfg.grad_accum
     steps_per_epoch = max(1, len(mine) // per_step)
     total = cfg.max_steps or max(1, int(math.ceil(steps_per_epoch * cfg.epochs)))
-    warmup = max(1, int(cfg.warmup_ratio * total))
+    # no warmup when the ratio rounds to 0 steps: the first step then trains at full lr
+    warmup = int(cfg.warmup_ratio * total)
 
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: linear_warmup_decay(s, warmup, total))
+    sched = lr_schedule(optimizer, warmup, total)
     engine, zero3 = None, False
     if use_ds:
         ds_cfg = deepspeed_config(cfg.deepspeed, cfg, bf16=bf16, world=world)

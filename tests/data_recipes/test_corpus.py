@@ -214,11 +214,13 @@ def test_cli_corpus(tmp_path, built, capsys):
                      "--cap-per-class", "5"]) == 0
     out = capsys.readouterr().out
     assert "dog barking" in out and "4 source file(s) skipped" in out
-    assert cli.main(["corpus", str(tmp_path / "d"), "--sounds", str(tmp_path / "missing")]) == 2
+    assert cli.main(["corpus", str(tmp_path / "d"), "--sounds", str(tmp_path / "missing"),
+                     "--allow-missing-tools"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0]
     (tmp_path / "empty").mkdir()
-    assert cli.main(["corpus", str(tmp_path / "d"), "--sounds", str(tmp_path / "empty")]) == 1
+    assert cli.main(["corpus", str(tmp_path / "d"), "--sounds", str(tmp_path / "empty"),
+                     "--allow-missing-tools"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "empty" in err[0] and "none of the corpus packages" in err[0]
 
@@ -292,3 +294,17 @@ def test_tts_source_renders(tmp_path):
     y = _render(src, SR, 0)
     assert 0.5 < len(y) / SR < 5 and np.abs(y).max() > 0.01
     assert os.environ.get("PYTEST_CURRENT_TEST")
+
+
+def test_cli_corpus_says_which_generator_is_missing(tmp_path, monkeypatch, capsys):
+    """Without fluidsynth the GM classes would vanish from the corpus: an error, not a silent skip."""
+    import shutil
+
+    real = shutil.which
+    fake = {"fluidsynth": None, "flite": "/usr/bin/flite", "espeak-ng": "/usr/bin/espeak-ng"}
+    monkeypatch.setattr(shutil, "which", lambda t, *a, **k: fake[t] if t in fake else real(t, *a, **k))
+    (tmp_path / "x").mkdir()
+    assert cli.main(["corpus", str(tmp_path / "d"), "--sounds", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "fluidsynth not installed" in err and "apt-get install fluidsynth" in err and "--no-synth" in err
+

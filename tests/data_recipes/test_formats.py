@@ -125,7 +125,7 @@ def test_duplicate_ids_and_missing_audio(tmp_path):
     (err,) = check_file(q, check_audio=True)[2]
     assert "spot-000123.flac" in str(err) and str(err).startswith(f"{q}:1:")
     (tmp_path / "audio").mkdir()
-    (tmp_path / "audio" / "spot-000123.flac").write_bytes(b"x")
+    _write_silence(tmp_path / "audio" / "spot-000123.flac", MANIFEST["duration"])
     assert check_file(q, check_audio=True)[2] == []
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         check_file(tmp_path / "nope.jsonl")
@@ -212,3 +212,45 @@ def test_load_hf_dataset(tmp_path):
     p.write_text(p.read_text() + "{bad\n")
     with pytest.raises(FormatError, match=":3:"):
         load_hf_dataset(p)
+
+
+def _write_silence(path, seconds, sr=8000):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(str(path), np.zeros(int(round(seconds * sr)), np.float32), sr)
+
+
+def test_check_audio_compares_the_manifest_duration_with_the_audio(tmp_path):
+    (tmp_path / "audio").mkdir()
+    _write_silence(tmp_path / "audio" / "a.flac", 40.0)
+    _write_silence(tmp_path / "audio" / "b.flac", 10.0)
+    (tmp_path / "audio" / "c.flac").write_bytes(b"not audio at all" * 10)
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps(d) + "\n" for d in [
+        {"id": "a", "audio": "audio/a.flac", "duration": 75.0},   # 35 s off
+        {"id": "b", "audio": "audio/b.flac", "duration": 10.04},  # rounding: fine
+        {"id": "c", "audio": "audio/c.flac", "duration": 5.0}]))
+    _, good, errors = check_file(m, check_audio=True)
+    assert good == 1 and [str(e).split(": ")[0] for e in errors] == [f"{m}:1", f"{m}:3"]
+    assert "duration 75.0 s" in str(errors[0]) and "40.00 s long" in str(errors[0])
+    assert "c.flac" in str(errors[1])
+    assert check_file(m)[2] == []   # without --audio the audio is not read
+
+
+def test_queries_checked_against_a_manifest(tmp_path):
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps({"id": "a", "audio": "a.flac", "duration": 40.0}) + "\n")
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps(d) + "\n" for d in [
+        {"id": "1", "audio_id": "a", "query": "dog", "negative": False, "windows": [[3, 10]]},
+        {"id": "2", "audio_id": "a", "query": "dog", "negative": False, "windows": [[3, 999]]},
+        {"id": "3", "audio_id": "zz", "query": "dog", "negative": True}]))
+    _, good, errors = check_file(q, manifest=m)
+    assert good == 1 and len(errors) == 2
+    assert str(errors[0]).startswith(f"{q}:2: ") and "999" in str(errors[0]) and "duration 40.0" in str(errors[0])
+    assert str(errors[1]).startswith(f"{q}:3: ") and "'zz'" in str(errors[1])
+    assert check_file(q)[2] == []   # alone, a queries file cannot know durations
+    from data_recipes.cli import main as data_main
+
+    assert data_main(["check", str(q), "--manifest", str(m)]) == 1

@@ -119,9 +119,11 @@ CRASHY = textwrap.dedent("""
 
     class Crashy(OraclePredictor):
         '''Oracle that kills its own process (SIGKILL, no cleanup) on its k-th call, after leaving a
-        half-written line in the predictions file, as a crash mid-write would.'''
-        def __init__(self, kill_on_call=None, torn=None):
-            self.kill_on_call, self.torn, self.calls = kill_on_call, torn, 0
+        half-written line in the predictions file, as a crash mid-write would. The crash is set by
+        the environment, so the resumed command is the same command (same predictor arguments).'''
+        def __init__(self):
+            kill = os.environ.get("CRASHY_KILL_ON_CALL")
+            self.kill_on_call, self.torn, self.calls = kill and int(kill), os.environ.get("CRASHY_TORN"), 0
 
         def predict(self, audio_path, queries):
             self.calls += 1
@@ -135,8 +137,8 @@ CRASHY = textwrap.dedent("""
 """)
 
 
-def _earmark(args, extra_path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=f"{extra_path}{os.pathsep}{REPO}")
+def _earmark(args, extra_path: Path, **env_vars) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=f"{extra_path}{os.pathsep}{REPO}", **env_vars)
     code = "import sys; from earmark_cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
 
@@ -149,7 +151,7 @@ def test_killed_run_resumes_with_every_query_answered_exactly_once(bench, tmp_pa
     pred = out / "predictions.jsonl"
     base = ["eval", str(bench.queries), "--manifest", str(bench.manifest), "--predictor",
             "crashy_predictor:Crashy", "--out", str(out), "--no-progress"]
-    first = _earmark(base + ["--predictor-arg", "kill_on_call=3", "--predictor-arg", f"torn={pred}"], mod)
+    first = _earmark(base, mod, CRASHY_KILL_ON_CALL="3", CRASHY_TORN=str(pred))
     assert first.returncode == -9, first.stderr  # SIGKILL
     lines = pred.read_text().splitlines()
     assert len(lines) == 7 and lines[-1] == '{"id": "q00'  # two files done (6 queries) + torn line
@@ -162,6 +164,45 @@ def test_killed_run_resumes_with_every_query_answered_exactly_once(bench, tmp_pa
     ids = [json.loads(line)["id"] for line in pred.read_text().splitlines()]
     assert sorted(ids) == sorted(q.id for q in bench.query_records)  # every query exactly once
     assert _metrics(out)["miou"] == 100.0
+
+
+def _crash_after_first_file(bench, out, predictor="random", args=("seed=1",)):
+    """A run of ``predictor`` that stopped after answering the first audio file's queries."""
+    first = [q for q in bench.query_records if q.audio_id == bench.records[0].id]
+    run_eval(first, bench.manifest, load_predictor(predictor, **parse_predictor_args(list(args))), out,
+             progress=False, identity={"predictor": predictor, "predictor_args": parse_predictor_args(list(args))})
+    return len(first)
+
+
+@pytest.mark.parametrize("other", [["--predictor", "oracle"],
+                                   ["--predictor", "random", "--predictor-arg", "seed=2"],
+                                   ["--predictor", "random"]])
+def test_resume_with_another_predictor_is_refused(bench, tmp_path, capsys, other):
+    out = tmp_path / "run"
+    n_first = _crash_after_first_file(bench, out)
+    before = (out / "predictions.jsonl").read_text()
+    rc = main([str(bench.queries), "--manifest", str(bench.manifest), *other, "--out", str(out), "--no-progress",
+               "--resume"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "another predictor" in err and "predictor=random" in err and "seed" in err
+    assert "--predictor-arg" in err and "\n" not in err.strip()
+    assert (out / "predictions.jsonl").read_text() == before and len(before.splitlines()) == n_first
+    # the same predictor resumes, and answers every query exactly once
+    assert main([str(bench.queries), "--manifest", str(bench.manifest), "--predictor", "random", "--predictor-arg",
+                 "seed=1", "--out", str(out), "--no-progress", "--resume", "--no-plots"]) == 0
+    ids = [p.id for p in read_jsonl(out / "predictions.jsonl", PredictionRecord)]
+    assert sorted(ids) == sorted(q.id for q in bench.query_records)
+    assert json.loads((out / "predictor.json").read_text()) == {
+        "engine": "random", "predictor": "random", "predictor_args": {"seed": 1}}
+
+
+def test_resume_of_a_run_without_predictor_file_checks_the_engines(bench, tmp_path):
+    out = tmp_path / "old"
+    _crash_after_first_file(bench, out)
+    (out / "predictor.json").unlink()  # as written before the file existed
+    with pytest.raises(ValueError, match="engine=random.*engine=oracle"):
+        run_eval(bench.queries, bench.manifest, OraclePredictor(), out, resume=True, progress=False)
+    run_eval(bench.queries, bench.manifest, RandomPredictor(seed=1), out, resume=True, progress=False)
 
 
 def test_entry_point_predictor_is_found_and_given_its_args(tmp_path, monkeypatch, bench):
@@ -221,3 +262,70 @@ def test_score_lists_missing_ids(bench, tmp_path):
     assert m["status_counts"]["missing"] == 2 and m["n_unanswered"] == 2
     report = (tmp_path / "s" / "report.md").read_text()
     assert "Missing ids (2)" in report and "| missing | 2 |" in report
+
+
+def _run_cli(bench, queries, tmp_path, capsys, name="o"):
+    rc = main([str(queries), "--manifest", str(bench.manifest), "--predictor", "oracle", "--out",
+               str(tmp_path / name), "--no-progress", "--no-plots"])
+    return rc, capsys.readouterr().err
+
+
+def test_a_window_past_the_end_of_its_audio_is_an_error_naming_file_and_line(bench, tmp_path, capsys):
+    qs = [q.to_dict() for q in bench.query_records]
+    qs[4]["windows"] = [[3.0, 999.0]]          # the files are 4 s long
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps(d) + "\n" for d in qs))
+    rc, err = _run_cli(bench, q, tmp_path, capsys)
+    assert rc == 1 and f"{q}:5:" in err and "999" in err and "duration 4.0" in err
+    assert not (tmp_path / "o" / "predictions.jsonl").exists()
+    assert main(["score", str(q), "--queries", str(q), "--manifest", str(bench.manifest), "--out",
+                 str(tmp_path / "s")]) == 1
+    assert f"{q}:5:" in capsys.readouterr().err
+
+
+def test_a_manifest_duration_that_is_not_the_audios_is_an_error(bench, tmp_path, capsys):
+    recs = [r.to_dict() for r in bench.records]
+    recs[1]["duration"] = 39.0                  # the file is 4 s long
+    m = bench.root / "m35.jsonl"                # beside the audio folder
+    m.write_text("".join(json.dumps(d) + "\n" for d in recs))
+    rc = main([str(bench.queries), "--manifest", str(m), "--predictor", "oracle", "--out", str(tmp_path / "o"),
+               "--no-progress", "--no-plots"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"{m}:2:" in err and "duration 39.0 s" in err and "4.00 s long" in err
+
+
+def test_an_empty_queries_file_is_an_error_not_a_table_of_dashes(bench, tmp_path, capsys):
+    q = tmp_path / "empty.jsonl"
+    q.write_text("\n")
+    rc, err = _run_cli(bench, q, tmp_path, capsys)
+    assert rc == 1 and str(q) in err and "no queries" in err
+    assert not (tmp_path / "o" / "metrics.json").exists()
+    assert main(["score", str(q), "--queries", str(q), "--out", str(tmp_path / "s")]) == 1
+    assert "no queries" in capsys.readouterr().err
+    from eval.scoring import score_predictions
+
+    with pytest.raises(ValueError, match="no queries"):
+        score_predictions([], [])
+
+
+class _Versioned(OraclePredictor):
+    """Same name and arguments, another model behind them (e.g. a retrained default checkpoint)."""
+
+    def __init__(self, weights):
+        self.weights = weights
+
+    def describe(self):
+        return {"weights": self.weights, "thresholds": [0.5, 0.1]}
+
+
+def test_resume_with_the_same_arguments_but_another_model_is_refused(bench, tmp_path):
+    out = tmp_path / "run"
+    first = [q for q in bench.query_records if q.audio_id == bench.records[0].id]
+    ident = {"predictor": "mine", "predictor_args": {}}
+    run_eval(first, bench.manifest, _Versioned("v1"), out, progress=False, identity=ident)
+    with pytest.raises(ValueError, match="v1.*v2"):
+        run_eval(bench.query_records, bench.manifest, _Versioned("v2"), out, resume=True, progress=False,
+                 identity=ident)
+    done = run_eval(bench.query_records, bench.manifest, _Versioned("v1"), out, resume=True, progress=False,
+                    identity=ident)
+    assert done.n_skipped == len(first) and done.n_answered == len(bench.query_records) - len(first)

@@ -89,7 +89,7 @@ def test_python_api(tiny_dirs, tiny_scorer, no_defaults):
     g = Grounder.from_pretrained(scorer=tiny_scorer, top_k=2)
     assert g.mode == "scorer" and g.config.top_k == 2
     wave = tone_clip(3.0, [(1.0, 2.0, 1000)])
-    a = g.ask(wave, "a beeping tone")
+    a = g.ask(wave, "a beeping tone", sample_rate=16000)
     assert a.exists is False and a.duration == pytest.approx(3.0) and 1 <= len(a.scorer["candidates"]) <= 2
     g = Grounder.from_pretrained(tiny_dirs["qwen2-audio"], mode="llm", max_new_tokens_ground=4)
     answers = g.ask_many((np.stack([wave, wave], 1), 16000), ["a", "b"])
@@ -156,3 +156,32 @@ def test_grounder_dirs_and_lora_adapter(tiny_dirs, tmp_path):
         torch.testing.assert_close(x, y)
     with pytest.raises(MissingModelError, match="nor merged"):
         resolve_grounder_dir(tmp_path)
+
+
+def test_ask_says_how_many_occurrences_it_does_not_show(clip):
+    """A recording with more occurrences than --top-k windows: the answer says "2 of 5 shown"
+    (text) and carries events_total (JSON); the legend says what each number is."""
+    from grounding.ask_cli import answer_record, format_answers
+    from grounding.pipeline import Pipeline, PipelineConfig
+    from pipeline_fakes import CurveScorer
+
+    truth = {"a beeping tone": [(0.5, 1.0), (1.5, 2.0), (2.5, 3.0), (3.5, 4.0), (4.5, 5.0)], "狗叫": [(1.0, 2.0)]}
+    g = Grounder(Pipeline(PipelineConfig(mode="scorer", top_k=2), scorer=CurveScorer(truth)), sources={"scorer": "x"})
+    answers = g.ask_many(clip, ["a beeping tone", "狗叫"])
+    assert answers[0].exists and len(answers[0].windows) == 2
+    text = format_answers(clip, g, answers, frame_threshold=0.5)
+    assert "2 of 5 occurrences shown" in text and "above 0.50" in text
+    assert "existence score = the scorer's probability that the sound occurs (YES at >=" in text
+    assert "note: the text encoder is English-only" in text and text.count("note:") == 1
+    rec = answer_record(answers[0], 0.5)
+    assert rec["events_total"] == 5 and rec["notes"] == [] and "English-only" in answer_record(answers[1], 0.5)["notes"][0]
+
+
+def test_ask_single_file_forms_unchanged(clip, tiny_scorer, tmp_path, capsys):
+    """`earmark ask AUDIO QUERY...` keeps its one-document JSON; the same with -q gives it too."""
+    for argv in ([str(clip), "a beeping tone", "rain"], ["-q", "a beeping tone", "-q", "rain", str(clip)]):
+        assert ask_main(argv + ["--scorer", str(tiny_scorer), "--mode", "scorer", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["audio"] == str(clip) and [a["query"] for a in out["answers"]] == ["a beeping tone", "rain"]
+    assert ask_main([str(clip), "rain", "--scorer", str(tiny_scorer), "--mode", "scorer", "--format", "srt"]) == 0
+    assert capsys.readouterr().out == ""  # a NO answer has no cue

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from grounding.backbones import load_backbone
-from grounding.backbones.embedded import EmbeddedBackbone, EmbeddedConfig
+from grounding.backbones.embedded import EmbeddedBackbone
 from grounding.interleave import Interleaver, collate
 from grounding.testing import StandInEncoder, check_layout, tone_clip, write_config
 
