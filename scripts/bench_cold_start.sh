@@ -24,7 +24,7 @@ hyperfine -N --warmup 1 --runs 5 --export-json cold.json \
   -n after "$REPO/.venv/bin/earmark ask $OUT/clip60.flac thunder" \
   -n "after, no phrase cache" "env EARMARK_CACHE=off $REPO/.venv/bin/earmark ask $OUT/clip60.flac thunder" \
   -n "help" "$REPO/.venv/bin/earmark ask --help" 2>&1 | tee cold.txt
-ls $NEEDLE/audio | grep test | head -50 | sed 's#^#$NEEDLE/audio/#' > files50.txt
+ls $NEEDLE/audio | grep test | head -50 | sed "s#^#$NEEDLE/audio/#" > files50.txt
 wc -l files50.txt
 start=$(date +%s.%N)
 $REPO/.venv/bin/earmark ask -q "a dog barking" $(cat files50.txt) --format jsonl --out batch.jsonl --no-progress > /dev/null
