@@ -284,39 +284,38 @@ def write_audit_report(out_dir, summary: dict, *, inputs: dict, eval_note: str, 
     return out / "audit.md"
 
 
-def _plot_scores(out: Path, s: dict) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    preds = read_jsonl(out / PREDICTIONS_FILE, PredictionRecord)
-    pos = [p.score for p in preds if not p.negative and p.score is not None]
-    neg = [p.score for p in preds if p.negative and p.score is not None]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    return plt
+
+
+def scores_figure(pos: list[float], neg: list[float], thresholds: dict):
+    """Histogram of existence scores; each threshold is a line named in the legend (with its value)
+    and the legend sits above the axes, so no label can cover bars or another label."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
     bins = [i / 20 for i in range(21)]
     ax.hist([pos, neg], bins=bins, label=["positive queries", "negative queries"], color=["#4477aa", "#cc6677"])
-    for k, v in (s.get("thresholds") or {}).items():
+    styles = iter(["--", ":", "-."])
+    for k, v in (thresholds or {}).items():
         if isinstance(v, float) and k in ("absent_below", "present_above", "scorer_threshold"):
-            ax.axvline(v, color="k", ls="--", lw=0.8)
-            ax.text(v, ax.get_ylim()[1] * 0.95, k, fontsize=7, rotation=90, va="top")
+            ax.axvline(v, color="k", ls=next(styles), lw=0.9, label=f"{k} = {v:.2f}")
     ax.set_xlabel("existence score")
     ax.set_ylabel("queries")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "scores.png", dpi=100)
-    plt.close(fig)
+    fig.legend(loc="outside upper center", ncol=2, fontsize=8, frameon=False)
+    return fig
 
 
-def _plot_classes(out: Path, s: dict, top: int = 20) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def classes_figure(items: list[tuple[str, dict]]):
+    """Per-class accuracy / hallucination bars; the legend sits above the axes (bars reach 100 %)."""
     import numpy as np
 
-    items = list(s["per_class"].items())[:top]
-    fig, ax = plt.subplots(figsize=(8, 0.3 * max(4, len(items)) + 1))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 0.3 * max(4, len(items)) + 1.4), layout="constrained")
     y = np.arange(len(items))
     for k, (key, color, label) in enumerate((("acc_pos", "#4477aa", "acc pos"), ("acc_neg", "#228833", "acc neg"),
                                             ("hallucination", "#cc6677", "hallucination"))):
@@ -325,7 +324,20 @@ def _plot_classes(out: Path, s: dict, top: int = 20) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("%")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    fig.legend(loc="outside upper center", ncol=3, fontsize=7, frameon=False)
+    return fig
+
+
+def _plot_scores(out: Path, s: dict) -> None:
+    preds = read_jsonl(out / PREDICTIONS_FILE, PredictionRecord)
+    pos = [p.score for p in preds if not p.negative and p.score is not None]
+    neg = [p.score for p in preds if p.negative and p.score is not None]
+    fig = scores_figure(pos, neg, s.get("thresholds") or {})
+    fig.savefig(out / "scores.png", dpi=100)
+    _pyplot().close(fig)
+
+
+def _plot_classes(out: Path, s: dict, top: int = 20) -> None:
+    fig = classes_figure(list(s["per_class"].items())[:top])
     fig.savefig(out / "classes.png", dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)

@@ -130,3 +130,25 @@ def test_verifier_sweep():
     assert rows[0.2]["acc_pos"] == pytest.approx(100 / 3, abs=0.01)   # ...and at 0.2 a true "yes" (0.15) lost
     assert rows[0.5]["acc_neg"] == 100.0
     assert verifier_sweep([dict(answers[0], mode="llm")]) is None
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_audit_plots_keep_legends_and_labels_apart():
+    """Defect: threshold labels and legends were drawn over each other and over the bars."""
+    from grounding.audit import classes_figure, scores_figure
+
+    fig = scores_figure([0.9, 0.8, 0.7], [0.1, 0.05, 0.12],
+                        {"absent_below": 0.1, "present_above": 0.11, "scorer_threshold": 0.12})
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    ax, leg = fig.axes[0], fig.legends[0]
+    assert not _overlap(leg.get_window_extent(r), ax.get_window_extent(r))
+    assert len(leg.get_texts()) == 5 and not ax.texts   # the three close thresholds are legend entries
+    items = [(f"class {i}", {"acc_pos": 100.0, "acc_neg": 100.0, "hallucination": 50.0}) for i in range(20)]
+    fig = classes_figure(items)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    assert not _overlap(fig.legends[0].get_window_extent(r), fig.axes[0].get_window_extent(r))
