@@ -221,6 +221,12 @@ class _DetectJob:
             if self.args.top_k > 0:
                 entry["candidates"] = [[round(s, 2), round(e, 2), round(c, 4)]
                                        for s, e, c in sc.candidates(emb, ph, self.args.top_k)]
+            if entry["present"] and not evs:
+                # present by the existence decision, yet no frame reaches the interval threshold: say
+                # where the evidence is instead of a bare "0 intervals"
+                best = sc.candidates(emb, ph, 1)
+                if best:
+                    entry["best_window"] = [round(best[0][0], 2), round(best[0][1], 2), round(best[0][2], 4)]
             rows.append(AnswerRow(audio, ph, entry["present"], [(e.start, e.end, e.score) for e in evs], entry))
             if self.log is not None:
                 self.log.write(audio, ph, {"duration": round(emb.duration, 2), **entry})
@@ -248,6 +254,10 @@ class _DetectJob:
                          f"above frame threshold {sc.threshold:.2f}")
             for e in evs:
                 lines.append(f"    {e['start']:8.2f} - {e['end']:8.2f} s  peak score {e['score']:.2f}")
+            if "best_window" in entry:
+                s_, e_, c_ = entry["best_window"]
+                lines.append(f"    no frame reaches {sc.threshold:.2f}; the evidence peaks at {s_:.2f} - {e_:.2f} s "
+                             f"(peak {c_:.2f}): lower --threshold for intervals there")
             for s, e, c in entry.get("candidates", []):
                 lines.append(f"    candidate {s:8.2f} - {e:8.2f} s  peak {c:.2f}")
             for note in entry["notes"]:
@@ -352,6 +362,8 @@ def _zeroshot(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from data_recipes.batch import bounded
+
     ap = argparse.ArgumentParser(prog="earmark contrastive", description="train / evaluate the frame scorer")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("train", help="train from a JSON config (see contrastive/configs/)", add_help=False)
@@ -360,15 +372,17 @@ def main(argv: list[str] | None = None) -> int:
     z = sub.add_parser("zeroshot", help="write a zero-shot YAMNet scorer checkpoint (no training; then "
                                         "calibrate / thresholds as any scorer)")
     z.add_argument("out", help="checkpoint dir to write")
-    z.add_argument("--temperature", type=float, default=0.03, help="softmax temperature over class-name similarities")
-    z.add_argument("--top-classes", type=int, default=5, help="AudioSet classes a phrase is matched to")
-    z.add_argument("--hop-seconds", type=float, default=0.16, help="YAMNet patch hop")
+    z.add_argument("--temperature", type=bounded(float, 0, 10, lo_open=True), default=0.03,
+                   help="softmax temperature over class-name similarities")
+    z.add_argument("--top-classes", type=bounded(int, 1, 521), default=5, help="AudioSet classes a phrase is matched to")
+    z.add_argument("--hop-seconds", type=bounded(float, 0.01, 0.96, unit="seconds"), default=0.16,
+                   help="YAMNet patch hop")
     e = sub.add_parser("eval", help="score a SED manifest; PSDS1/PSDS2/AUROC through eval")
     e.add_argument("model", nargs="?", default=None, help="checkpoint dir (default: embedded)")
     e.add_argument("manifest", help="SED manifest (events = ground truth)")
     e.add_argument("--out", required=True, help="output dir: scores/<id>.tsv, metrics.json (resumable)")
     e.add_argument("--split", default=None, help="only records of this split")
-    e.add_argument("--limit", type=int, default=None, help="only the first N records")
+    e.add_argument("--limit", type=bounded(int, 1, 10**9), default=None, help="only the first N records")
     e.add_argument("--psds", default="psds1,psds2,grounding",
                    help="comma-separated PSDS settings (PSDS2 is slow with many classes)")
     e.add_argument("--median-filter", type=int, default=None,
@@ -380,13 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("model", help="checkpoint dir (modified in place)")
     c.add_argument("manifest", help="held-out SED manifest (e.g. the val split)")
     c.add_argument("--split", default="val")
-    c.add_argument("--limit", type=int, default=200)
-    c.add_argument("--window", type=float, default=10.0, help="inference window (s)")
-    c.add_argument("--hop", type=float, default=5.0, help="inference hop (s)")
-    c.add_argument("--median-seconds", type=float, default=None,
+    c.add_argument("--limit", type=bounded(int, 1, 10**9), default=200)
+    c.add_argument("--window", type=bounded(float, 0.5, 600, unit="seconds"), default=10.0, help="inference window (s)")
+    c.add_argument("--hop", type=bounded(float, 0.1, 600, unit="seconds"), default=5.0, help="inference hop (s)")
+    c.add_argument("--median-seconds", type=bounded(float, 0, 10, unit="seconds"), default=None,
                    help="median filter of the frame scores before events and candidates "
                         "(default: the checkpoint's, else 0.28; scripts/bench_postprocess.py compares lengths)")
-    c.add_argument("--exists-median-seconds", type=float, default=None,
+    c.add_argument("--exists-median-seconds", type=bounded(float, 0, 10, unit="seconds"), default=None,
                    help="median filter before the existence peak (default: the checkpoint's, else "
                         "--median-seconds)")
     d = sub.add_parser("thresholds", help="choose the decisions (exists_threshold, absent_below, candidate_rel) "
@@ -394,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("model", help="checkpoint dir (modified in place)")
     d.add_argument("queries", help="held-out queries JSONL with negatives (e.g. needle val.queries.jsonl)")
     d.add_argument("--manifest", required=True, help="the manifest the queries' audio ids come from")
-    d.add_argument("--keep-positives", type=float, default=0.95,
+    d.add_argument("--keep-positives", type=bounded(float, 0, 1), default=0.95,
                    help="share of positive queries a veto below absent_below must keep (default 0.95)")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
@@ -405,13 +419,19 @@ def main(argv: list[str] | None = None) -> int:
         from .yamnet_train import main as yamnet_main
 
         return yamnet_main(argv[1:]) or 0
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as ex:  # a usage error (argparse said which): the code, not an exception, to callers
+        return int(ex.code or 0)
     try:
         if args.cmd == "zeroshot":
             return _zeroshot(args)
         if args.cmd == "thresholds":
             return _thresholds(args)
         return _calibrate(args) if args.cmd == "calibrate" else _eval(args)
-    except (FileNotFoundError, ValueError) as ex:
-        print(f"earmark contrastive {args.cmd}: {ex}", file=sys.stderr)
+    except FileNotFoundError as ex:   # runtime: exit 1, like every earmark command
+        print(f"earmark contrastive {args.cmd}: error: {ex}", file=sys.stderr)
+        return 1
+    except ValueError as ex:          # a value the checkpoint or the data cannot take
+        print(f"earmark contrastive {args.cmd}: error: {ex}", file=sys.stderr)
         return 2

@@ -34,3 +34,20 @@ def test_ask_with_the_embedded_defaults_finds_the_thunder(monkeypatch):
     assert thunder.exists, thunder.to_dict()
     assert iou(got, truth) >= 0.7, (truth, got)
     assert not dog.exists, dog.to_dict()
+
+
+def test_detect_says_where_a_present_sound_peaks_when_no_frame_reaches_the_threshold(capsys, monkeypatch):
+    """Defect: `detect` printed "PRESENT ... 0 interval(s)" and nothing else when the existence
+    decision said yes but no frame reached the interval threshold (here forced by --threshold)."""
+    from contrastive.cli import detect_main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    truth = [(e["start"], e["end"]) for e in json.loads((EXAMPLES / "thunder.jsonl").read_text())["events"]]
+    assert detect_main([str(EXAMPLES / "thunder.flac"), "thunder", "--threshold", "0.99", "--json",
+                        "--no-progress"]) == 0
+    entry = json.loads(capsys.readouterr().out)["phrases"][0]
+    assert entry["present"] and entry["events"] == []
+    s, e, _ = entry["best_window"]
+    assert s < truth[-1][1] and e > truth[0][0]          # it overlaps the thunder
+    assert detect_main([str(EXAMPLES / "thunder.flac"), "thunder", "--threshold", "0.99", "--no-progress"]) == 0
+    assert "no frame reaches 0.99; the evidence peaks at" in capsys.readouterr().out

@@ -194,7 +194,13 @@ def test_calibrate_stores_inference_settings(trained, tmp_path, capsys):
     sc = Scorer.from_pretrained(ck)
     assert (sc.median_seconds, sc.exists_median_seconds) == (0.6, 0.12)
     assert main(["calibrate", str(ck), str(m), "--median-seconds", "-1"]) == 2
-    assert "median_seconds=-1" in capsys.readouterr().err
+    assert "argument --median-seconds: must be in [0, 10] seconds, got -1" in capsys.readouterr().err
+    # usage errors exit 2, runtime errors (a missing file) 1, both as `earmark contrastive CMD: error: ...`
+    assert main(["calibrate", str(ck), str(m), "--window", "1e9"]) == 2
+    assert "--window" in capsys.readouterr().err
+    assert main(["calibrate", str(ck), str(root / "missing.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("earmark contrastive calibrate: error:") and "missing.jsonl" in err
 
 
 def test_scorer_is_an_eval_predictor(trained):
