@@ -53,7 +53,8 @@ def _run_wide(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         cfg = WideConfig(seed=args.seed, workers=args.workers, tagger=args.tagger, min_confidence=args.min_confidence,
-                         min_steady=args.min_steady, cap_per_class=args.cap_per_class)
+                         min_steady=args.min_steady, cap_per_class=args.cap_per_class,
+                         events_need_path=args.events_need_path)
     except ValueError as exc:
         print(f"earmark data corpus-wide: {exc}", file=sys.stderr)
         return 2
@@ -96,6 +97,8 @@ def add_parser(subparsers) -> None:
     w.add_argument("--min-confidence", type=float, default=0.3, help="mean label probability to keep a clip (0-1)")
     w.add_argument("--min-steady", type=float, default=0.6, help="share of patches the label must top (0-1)")
     w.add_argument("--cap-per-class", type=int, default=60, help="max source recordings per AudioSet class")
+    w.add_argument("--events-need-path", action="store_true",
+                   help="keep an event label only when the file's path uses one of its words (precision over quantity)")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     w.add_argument("--force", action="store_true", help="redo the decisions even if DEST/.completed exists "

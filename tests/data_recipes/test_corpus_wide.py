@@ -152,3 +152,20 @@ def test_config_rejects_absurd_values():
         WideConfig(min_confidence=3)
     with pytest.raises(ValueError, match="stage_confidence"):
         WideConfig(min_confidence=0.1, stage_confidence=0.2)
+
+
+def test_events_need_path_keeps_only_confirmed_event_labels(tmp_path):
+    x = tmp_path / "x"
+    base = x / "hedgewars-data" / "usr/share/games/hedgewars/Data/Sounds"
+    _tone(base / "bark_1.wav", 220)      # Bark, and the name says so
+    _tone(base / "sfx_2.wav", 230)       # Bark, the name says nothing
+    _tone(base / "meow.wav", 1200)       # Meow, confirmed
+    narrow = _narrow(tmp_path / "narrow")
+    for need, want in ((False, {"bark_1.wav", "sfx_2.wav", "meow.wav"}), (True, {"bark_1.wav", "meow.wav"})):
+        dest = tmp_path / f"wide-{need}"
+        prepare_wide_corpus(narrow, [x], dest, WideConfig(tagger=f"{__name__}:FakeTagger", workers=1,
+                                                          events_need_path=need))
+        wide = [json.loads(line) for line in (dest / "wide.jsonl").read_text().splitlines()]
+        assert {Path(d["meta"]["path"]).name for d in wide} == want
+        assert {Path(d["meta"]["path"]).name: d["meta"]["label_source"] for d in wide}["bark_1.wav"] == "tagger+path"
+    assert "path does not confirm (Bark vs sfx_2.wav)" in (dest / "catalog.tsv").read_text()
