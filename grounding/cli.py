@@ -2,6 +2,7 @@
 
     earmark grounding train CONFIG.json [--output-dir DIR] [--max-steps N] [--deepspeed zero2.json]
     earmark grounding init-embedded --encoder SCORER_DIR --out DIR [--config arch.json] [--manifest M ...]
+    earmark grounding init-embedded-lm --encoder SCORER_DIR --out DIR [--config lm_arch.json] [--base-lm SPEC]
 
 Multi-process (DeepSpeed; on CPU add DS_ACCELERATOR=cpu):
     torchrun --nproc_per_node 2 -m grounding.cli train CONFIG.json --deepspeed grounding/configs/zero2.json
@@ -36,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--manifest", action="append", default=[],
                    help="manifest(s) whose event labels and captions the tokenizer is also trained on")
     e.add_argument("--seed", type=int, default=0)
+    m = sub.add_parser("init-embedded-lm", help="write an untrained grounder on a pretrained LM (LoRA) around a "
+                                                "trained scorer encoder")
+    m.add_argument("--encoder", required=True, help="encoder checkpoint directory (a scorer: earmark contrastive train)")
+    m.add_argument("--out", required=True, help="output directory (then: earmark grounding train with backbone=OUT)")
+    m.add_argument("--config", help="EmbeddedLMConfig JSON (grounding/configs/embedded_lm_arch.json); defaults otherwise")
+    m.add_argument("--base-lm", help="override base_lm: wheel:NAME, a .gguf file, a model directory or a hub id")
+    m.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -52,13 +60,19 @@ def main(argv: list[str] | None = None) -> int:
                                         hint_scorer=args.hint_scorer,
                                         interleave=False if args.no_interleave else None)
         except (ValueError, FileNotFoundError) as exc:
-            print(f"earmark grounding train: {exc}", file=sys.stderr)
+            print(f"earmark grounding train: error: {exc}", file=sys.stderr)
             return 2
-        out = train(cfg)
+        try:
+            out = train(cfg)
+        except ValueError as exc:   # a setting the chosen backbone refuses (e.g. lora: false for embedded-lm)
+            print(f"earmark grounding train: error: {exc}", file=sys.stderr)
+            return 2
         print(f"saved to {out}")
         return 0
     if args.cmd == "init-embedded":
         return _init_embedded(args)
+    if args.cmd == "init-embedded-lm":
+        return _init_embedded_lm(args)
     return 2
 
 
@@ -89,6 +103,28 @@ def _init_embedded(args) -> int:
     bb = EmbeddedBackbone.init_checkpoint(args.out, encoder_dir=args.encoder, cfg=cfg, texts=texts, seed=args.seed)
     n = sum(p.numel() for p in bb.model.parameters())
     print(f"wrote {args.out}: {n / 1e6:.2f}M trainable-side parameters, vocabulary {len(bb.tokenizer)}")
+    return 0
+
+
+def _init_embedded_lm(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .backbones.embedded_lm import EmbeddedLMBackbone, EmbeddedLMConfig
+
+    try:
+        fields = json.loads(Path(args.config).read_text()) if args.config else {}
+        if args.base_lm:
+            fields["base_lm"] = args.base_lm
+        cfg = EmbeddedLMConfig(**fields)
+        bb = EmbeddedLMBackbone.init_checkpoint(args.out, encoder_dir=args.encoder, cfg=cfg, seed=args.seed)
+    except (ValueError, TypeError, FileNotFoundError, json.JSONDecodeError) as exc:
+        print(f"earmark grounding init-embedded-lm: {exc}", file=sys.stderr)
+        return 2
+    lm = sum(p.numel() for p in bb.core.lm.parameters())
+    proj = sum(p.numel() for n, p in bb.core.named_parameters() if not n.startswith("lm."))
+    print(f"wrote {args.out}: base LM {bb.config.base_lm} ({lm / 1e6:.1f}M parameters, frozen), "
+          f"projector {proj / 1e6:.2f}M parameters")
     return 0
 
 

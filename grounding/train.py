@@ -6,6 +6,7 @@ bottom like nanoGPT's — config, setup, model, data, optimizer, loop, save.
 * audio encoder (and, for the big backbones, its projector) frozen;
 * LoRA r=8, alpha=16 on the LLM's attention (MLP optional) through peft, with a regex that cannot
   touch the audio tower — or, for the embedded default, the whole small LLM + projector trained;
+  backbones with ``attach_lora`` (embedded-lm) keep their adapter unmerged: it is their checkpoint;
 * AdamW, linear warmup then linear decay; gradient checkpointing; bf16 when CUDA is available
   (fp32 on CPU, same code path);
 * ``deepspeed=zero2.json|zero3.json``: the same loop through ``deepspeed.initialize``
@@ -202,7 +203,14 @@ def prepare_model(backbone, cfg: TrainConfig):
     for p in model.parameters():
         p.requires_grad_(False)
     peft_model = None
-    if cfg.lora:
+    attach = getattr(backbone, "attach_lora", None)
+    if attach is not None and not cfg.lora:
+        raise ValueError(f"backbone kind {backbone.kind!r} trains a LoRA adapter on a frozen pretrained LM: "
+                         "set lora: true")
+    if cfg.lora and attach is not None:
+        # checkpoints of this kind are the adapter itself: it stays unmerged inside the backbone
+        attach(r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout, mlp=cfg.lora_mlp)
+    elif cfg.lora:
         from peft import LoraConfig, get_peft_model
 
         target = backbone.lora_attention_regex
@@ -219,7 +227,7 @@ def prepare_model(backbone, cfg: TrainConfig):
         backbone.model.get_input_embeddings().weight.requires_grad_(True)
     # the audio encoder stays frozen (everything started frozen); the projector trains on request,
     # and always when the LLM itself is trained from scratch (embedded default)
-    if cfg.train_projector or not cfg.lora:
+    if cfg.train_projector or not cfg.lora or getattr(backbone, "trains_projector", False):
         for name in PROJECTORS:
             mod = getattr(backbone, name, None)
             mod = mod if mod is not None else getattr(backbone.core, name, None)

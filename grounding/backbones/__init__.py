@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .base import GROUNDER_CONFIG, Backbone
 
-KINDS = ("qwen2-audio", "audio-flamingo-3", "embedded")
+KINDS = ("qwen2-audio", "audio-flamingo-3", "embedded", "embedded-lm")
 _MODEL_TYPES = {"qwen2_audio": "qwen2-audio", "audioflamingo3": "audio-flamingo-3"}
 
 __all__ = ["Backbone", "KINDS", "load_backbone", "detect_kind"]
@@ -46,6 +46,8 @@ def load_backbone(name_or_path, kind: str | None = None, **kw) -> Backbone:
         from .whisper_llm import AudioFlamingo3Backbone as cls
     elif kind == "embedded":
         from .embedded import EmbeddedBackbone as cls
+    elif kind == "embedded-lm":
+        from .embedded_lm import EmbeddedLMBackbone as cls
     else:
         raise ValueError(f"unknown backbone kind {kind!r}; expected one of {KINDS}")
     return cls.from_pretrained(name_or_path, **kw)

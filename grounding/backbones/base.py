@@ -22,7 +22,7 @@ class Backbone(abc.ABC):
     """An audio LLM seen as: audio -> [T, H] embeddings, ids -> [L, H], embeddings -> answer ids.
 
     Attributes every backbone sets:
-      kind               "qwen2-audio" | "audio-flamingo-3" | "embedded"
+      kind               "qwen2-audio" | "audio-flamingo-3" | "embedded" | "embedded-lm"
       name_or_path       where it was loaded from (recorded as the base id of adapters)
       model              the torch module holding every weight (what peft wraps / DeepSpeed trains)
       tokenizer          a transformers tokenizer (pad and eos set)
