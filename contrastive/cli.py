@@ -179,21 +179,12 @@ class _DetectJob:
         self.failed: list[str] = []
 
     def run(self) -> int:
-        from data_recipes.answer_formats import AnswerWriter
         from data_recipes.audio import AudioError
-        from data_recipes.batch import batch_exit_code, run_batch
+        from data_recipes.batch import answer_batch
 
-        writer = None if self.fmt == "text" else AnswerWriter(self.fmt, sys.stdout, document=self._document)
-        try:
-            self.failed = run_batch(self.files, lambda f: self._detect(f, writer), prog="earmark detect",
-                                    errors=(AudioError, ValueError, TypeError, OSError, RuntimeError),
-                                    progress=False if (self.single or self.args.no_progress) else None)
-        finally:
-            if self.log is not None:
-                self.log.close()
-        if writer is not None and not (self.single and self.failed):  # one failed recording: no document
-            writer.close()
-        return batch_exit_code("earmark detect", self.failed, len(self.files))
+        return answer_batch(self.files, self._detect, prog="earmark detect", fmt=self.fmt, document=self._document,
+                            single=self.single, quiet=self.args.no_progress, failed=self.failed, log=self.log,
+                            errors=(AudioError, ValueError, TypeError, OSError, RuntimeError))
 
     def _detect(self, audio: str, writer) -> None:
         from data_recipes.answer_formats import AnswerRow, query_notes

@@ -183,3 +183,25 @@ def batch_exit_code(prog: str, failed: list[str], total: int) -> int:
         print(f"{prog}: error: {len(failed)} of {total} recordings failed ({', '.join(failed[:3])}{more})",
               file=sys.stderr)
     return 1 if failed else 0
+
+
+def answer_batch(files: list[str], answer: Callable[[str, object], None], *, prog: str, fmt: str, document,
+                 single: bool, quiet: bool, errors: tuple, failed: list[str], log=None) -> int:
+    """The batch loop of ``ask`` and ``detect``: ``answer(file, writer)`` for every file, with the
+    format's writer (none for text), the answer log closed whatever happens, and the exit code.
+
+    ``failed`` is filled in place before the writer closes, because a JSON ``document(files)``
+    reports the failures; a single recording that failed writes no document at all."""
+    from .answer_formats import AnswerWriter
+
+    writer = None if fmt == "text" else AnswerWriter(fmt, sys.stdout, document=document)
+    try:
+        failed.extend(run_batch(files, lambda f: answer(f, writer), prog=prog, errors=errors,
+                                progress=False if (single or quiet) else None))
+    finally:
+        if log is not None:
+            log.close()
+    if writer is not None and not (single and failed):
+        writer.close()
+    return batch_exit_code(prog, failed, len(files))
+

@@ -234,21 +234,14 @@ class _AskJob:
         self.failed: list[str] = []
 
     def run(self) -> int:
-        from data_recipes.answer_formats import AnswerWriter
-        from data_recipes.batch import batch_exit_code, run_batch
+        from data_recipes.batch import answer_batch
 
-        writer = None if self.fmt == "text" else AnswerWriter(self.fmt, sys.stdout, document=self._document)
-        progress = False if (self.single or self.args.no_progress) else None
         try:
-            self.failed = run_batch(self.files, lambda f: self._answer(f, writer), prog="earmark ask",
-                                    errors=_errors() + (OSError,), progress=progress)
+            return answer_batch(self.files, self._answer, prog="earmark ask", fmt=self.fmt, document=self._document,
+                                single=self.single, quiet=self.args.no_progress, failed=self.failed, log=self.log,
+                                errors=_errors() + (OSError,))
         finally:
             self.g.close()
-            if self.log is not None:
-                self.log.close()
-        if writer is not None and not (self.single and self.failed):  # one failed recording: no document
-            writer.close()
-        return batch_exit_code("earmark ask", self.failed, len(self.files))
 
     def _answer(self, audio: str, writer) -> None:
         from data_recipes.answer_formats import AnswerRow

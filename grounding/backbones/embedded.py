@@ -186,16 +186,11 @@ class EmbeddedBackbone(Backbone):
 
         import dataclasses as dc
 
-        import torch
 
         cfg = cfg or EmbeddedConfig()
         tok = compact_grounder_tokenizer(Path(out_dir), texts, vocab_size=cfg.vocab_size)
         encoder = _import(cfg.encoder_class).from_pretrained(encoder_dir)
-        # the projector's input width is whatever this encoder gives: ask it
-        with torch.no_grad():
-            probe = torch.zeros(1, 16000)
-            _, dense = encoder.audio_features(probe) if cfg.encoder_output == "features" else encoder.encode_audio(probe)
-        cfg = dc.replace(cfg, encoder_dim=int(dense.shape[-1]))
+        cfg = dc.replace(cfg, encoder_dim=encoder_width(encoder, cfg.encoder_output))
         bb = cls.create(cfg, tok, encoder, seed=seed)
         bb.name_or_path = str(out_dir)
         bb.save_pretrained(out_dir)
@@ -208,11 +203,7 @@ class EmbeddedBackbone(Backbone):
         from transformers import AutoTokenizer
 
         path = Path(path)
-        meta_p = path / GROUNDER_CONFIG
-        if not meta_p.is_file():
-            raise FileNotFoundError(f"{path}: not an embedded grounder checkpoint (no {GROUNDER_CONFIG})")
-        meta = json.loads(meta_p.read_text())
-        cfg = EmbeddedConfig(**meta["embedded"])
+        cfg = EmbeddedConfig(**read_grounder_section(path, "embedded"))
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         encoder = _import(cfg.encoder_class).from_pretrained(path / "encoder")
         model = _build_model(cfg, tokenizer)
@@ -410,6 +401,31 @@ class EmbeddedBackbone(Backbone):
         self.tokenizer.save_pretrained(str(out_dir))
         self.encoder.save_pretrained(out_dir / "encoder")
         self._write_grounder_config(out_dir, {"embedded": self.config.to_dict()})
+
+
+def encoder_width(encoder, output: str) -> int:
+    """Width of the frames the projector reads from ``encoder`` ("features" or "dense"): asked of
+    the encoder on one second of silence, so any scorer kind works."""
+    import torch
+
+    with torch.no_grad():
+        probe = torch.zeros(1, 16000)
+        _, dense = encoder.audio_features(probe) if output == "features" else encoder.encode_audio(probe)
+    return int(dense.shape[-1])
+
+
+def read_grounder_section(path: Path, section: str) -> dict:
+    """The ``section`` settings of a grounder checkpoint's config, or one error naming the file."""
+    meta_p = path / GROUNDER_CONFIG
+    if not meta_p.is_file():
+        raise FileNotFoundError(f"{path}: not an {section} grounder checkpoint (no {GROUNDER_CONFIG})")
+    try:
+        section_dict = json.loads(meta_p.read_text())[section]
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{meta_p}: no valid {section!r} section ({exc})") from None
+    if not isinstance(section_dict, dict):
+        raise ValueError(f"{meta_p}: no valid {section!r} section (not an object)")
+    return section_dict
 
 
 def _joint_dim(encoder) -> int:

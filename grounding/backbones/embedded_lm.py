@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from .base import GROUNDER_CONFIG
-from .embedded import N_SCORE_FEATURES, EmbeddedBackbone, _import
+from .embedded import N_SCORE_FEATURES, EmbeddedBackbone, _import, encoder_width, read_grounder_section
 
 log = logging.getLogger(__name__)
 
@@ -266,15 +265,10 @@ class EmbeddedLMBackbone(EmbeddedBackbone):
                         seed: int = 0) -> "EmbeddedLMBackbone":
         """Write an untrained grounder to ``out_dir`` (projector + encoder + config; the LM stays a
         reference). ``earmark grounding train`` with ``lora: true`` then trains it."""
-        import torch
 
         cfg = cfg or EmbeddedLMConfig()
         encoder = _import(cfg.encoder_class).from_pretrained(encoder_dir)
-        # the projector's input width is whatever this encoder gives: ask it
-        with torch.no_grad():
-            probe = torch.zeros(1, 16000)
-            _, dense = encoder.audio_features(probe) if cfg.encoder_output == "features" else encoder.encode_audio(probe)
-        cfg = dataclasses.replace(cfg, encoder_dim=int(dense.shape[-1]))
+        cfg = dataclasses.replace(cfg, encoder_dim=encoder_width(encoder, cfg.encoder_output))
         bb = cls.create(cfg, encoder, seed=seed)
         bb.name_or_path = str(out_dir)
         bb.save_pretrained(out_dir)
@@ -286,14 +280,11 @@ class EmbeddedLMBackbone(EmbeddedBackbone):
         from safetensors.torch import load_file
 
         path = Path(path)
-        meta_p = path / GROUNDER_CONFIG
-        if not meta_p.is_file():
-            raise FileNotFoundError(f"{path}: not an embedded-lm grounder checkpoint (no {GROUNDER_CONFIG})")
-        meta = json.loads(meta_p.read_text())
+        section = read_grounder_section(path, "embedded_lm")
         try:
-            cfg = EmbeddedLMConfig(**meta["embedded_lm"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"{meta_p}: no valid 'embedded_lm' section ({exc})") from None
+            cfg = EmbeddedLMConfig(**section)
+        except TypeError as exc:
+            raise ValueError(f"{path / GROUNDER_CONFIG}: no valid 'embedded_lm' section ({exc})") from None
         lm, tokenizer = load_base_lm(cfg.base_lm)
         _keep_layers(lm, cfg.lm_layers)
         encoder = _import(cfg.encoder_class).from_pretrained(path / "encoder")
