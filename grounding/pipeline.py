@@ -183,10 +183,11 @@ class Answer:
 def load_wave(audio, name: str | None = None) -> tuple[np.ndarray, str, Path | None]:
     """(16 kHz mono float32 samples, a name for errors, the path or None).
 
-    ``audio``: a path; a ``(samples, sample_rate)`` pair; or 16 kHz samples (1-D, or 2-D
-    channels-first). Empty, NaN or unreadable input raises one error naming it.
+    ``audio``: a path; a ``(samples, sample_rate)`` pair; or 16 kHz samples. Arrays are (samples,),
+    (channels, samples) or (samples, channels) when unambiguous (``data_recipes.audio.array_to_mono``,
+    the same rule as ``Grounder.ask``). Empty, NaN or unreadable input raises one error naming it.
     """
-    from data_recipes.audio import AudioError, load_audio, to_mono_rate
+    from data_recipes.audio import AudioError, array_to_mono, load_audio
 
     if isinstance(audio, (str, Path)):
         path = Path(audio)
@@ -197,11 +198,7 @@ def load_wave(audio, name: str | None = None) -> tuple[np.ndarray, str, Path | N
         if isinstance(audio, tuple) and len(audio) == 2:
             audio, sr = audio
         name, src = name or "audio array", None
-        try:
-            arr = np.asarray(audio, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise AudioError(name, f"not audio samples ({exc})") from None
-        y = to_mono_rate(arr, int(sr), SAMPLE_RATE, name=name)
+        y = array_to_mono(audio, sr, SAMPLE_RATE, name=name)
     if y.size == 0:
         raise AudioError(name, "no audio samples")
     if not np.all(np.isfinite(y)):

@@ -42,18 +42,18 @@ def main(argv=None) -> int:
     y = np.tile(y, n // len(y) + 1)[:n].astype(np.float32)
     t0 = time.perf_counter()
     g = Grounder.from_pretrained(scorer=args.scorer, mode="scorer")
-    g.ask(y[:16000], "warm-up")
+    g.ask(y[:16000], "warm-up", sample_rate=16000)
     load = time.perf_counter() - t0
     first, later = [], []
     for i in range(args.repeats):
         yy = y.copy()
         yy[0] += 1e-6 * (i + 1)            # a new array each round: nothing cached between rounds
         t = time.perf_counter()
-        g.ask_many(yy, ["thunder"])
+        g.ask_many(yy, ["thunder"], sample_rate=16000)
         first.append(time.perf_counter() - t)
         yy[0] += 1e-6
         t = time.perf_counter()
-        g.ask_many(yy, ["thunder", "a dog barking"])
+        g.ask_many(yy, ["thunder", "a dog barking"], sample_rate=16000)
         later.append(time.perf_counter() - t)
     print(f"load {load:.1f} s; on {args.seconds:.0f} s of audio in scorer mode: one query {statistics.median(first):.3f} s, "
           f"two queries in one ask_many {statistics.median(later):.3f} s "

@@ -130,3 +130,19 @@ def test_the_eval_predictor_says_which_model_answers(grounder):
     import json
 
     json.dumps(d)  # stored in eval's predictor.json
+
+
+def test_pipeline_arrays_follow_the_same_layout_rule():
+    """Pipeline.ask's own array path read (channels, samples) as (samples, channels) and averaged
+    over time; it now uses the layout rule of Grounder.ask."""
+    from grounding.pipeline import load_wave
+
+    t = np.arange(16000) / 16000
+    mono = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    for arr in (np.stack([mono, mono]), np.stack([mono, mono], 1)):
+        y, _, _ = load_wave(arr)
+        assert y.shape == (16000,) and np.allclose(y, mono, atol=1e-6)
+    y, _, _ = load_wave((np.stack([mono, mono]), 8000))
+    assert y.shape == (32000,)
+    with pytest.raises(AudioError, match="ambiguous array shape"):
+        load_wave(np.zeros((100, 200), np.float32))
